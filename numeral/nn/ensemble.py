@@ -1,0 +1,52 @@
+"""A committee of networks: p(x) = (1/M) sum_m p_m(x)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from numeral.nn.errors import InputError
+from numeral.nn.network import Network
+
+
+class Ensemble:
+    """Averages the class probabilities of several networks with the same input and classes."""
+
+    def __init__(self, members: Sequence[Network]) -> None:
+        if not members:
+            raise InputError("an ensemble needs at least one network")
+        first = members[0]
+        for net in members[1:]:
+            if net.sizes[0] != first.sizes[0] or net.n_classes != first.n_classes:
+                raise InputError("ensemble members must share input width and number of classes")
+        self.members = list(members)
+        self.meta: dict[str, Any] = {}
+
+    @property
+    def sizes(self) -> list[int]:
+        return self.members[0].sizes
+
+    @property
+    def n_classes(self) -> int:
+        return self.members[0].n_classes
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Mean of the members' class probabilities."""
+        total = self.members[0].predict_proba(X)
+        for net in self.members[1:]:
+            total += net.predict_proba(X)
+        total /= len(self.members)
+        return total
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.argmax(self.predict_proba(X), axis=1)
+
+    def save(self, path: str) -> None:
+        from numeral.nn.serialize import save_model
+
+        save_model(self, path)
+
+    def __repr__(self) -> str:
+        return f"Ensemble({len(self.members)} x {self.members[0]!r})"

@@ -1,0 +1,223 @@
+"""Experiment configs: TOML files with flat keys, validated before any work starts.
+
+A config names everything a run depends on; ``--set key=value`` overrides any
+key (values are parsed as TOML: ``--set hidden=[512,256]``, ``--set lr=3e-4``).
+Shipped presets live in ``numeral/train/presets/*.toml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from numeral.errors import ConfigError
+from numeral.nn.activations import ACTIVATIONS
+from numeral.nn.init import INITIALISERS
+from numeral.nn.optim import OPTIMISERS
+from numeral.nn.schedules import SCHEDULES
+
+
+@dataclass
+class Config:
+    """Every setting of a training run (see the presets for worked examples)."""
+
+    name: str = "custom"
+    description: str = ""
+    # the network
+    hidden: list[int] = field(default_factory=lambda: [512, 256])
+    activation: str = "relu"
+    init: str = "he"
+    dropout: float = 0.0
+    dtype: str = "float32"
+    standardize: bool = False  # store x' = (x - mean) / std of the training split in the model
+    # optimisation
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0  # coupled for sgd/momentum/adam, decoupled for adamw
+    schedule: str = "constant"
+    warmup: float = 0.0  # fraction of the run spent warming up (cosine, onecycle)
+    step_epochs: int = 10  # for schedule = "step"
+    gamma: float = 0.5  # for schedule = "step"
+    batch_size: int = 128
+    epochs: int = 20
+    shuffle: bool = True
+    reduction: str = "mean"  # "mean" or "sum" of the per-sample gradients in a batch
+    label_smoothing: float = 0.0
+    l1: float = 0.0
+    l2: float = 0.0
+    # data
+    split: str = "random"  # "random" (stratified) or "sheet" (writer-independent)
+    test_fraction: float = 0.2
+    val_fraction: float = 0.0  # carved from the training split, for early stopping
+    early_stopping: int = 0  # patience in epochs; 0 = off; needs val_fraction > 0
+    augment: bool = False
+    augment_shift: float = 2.0
+    augment_rotate: float = 10.0
+    augment_scale: float = 0.1
+    augment_shear: float = 0.1
+    augment_elastic: float = 0.0
+    ensemble: int = 1  # networks trained with seeds seed, seed+1, ...; probabilities averaged
+    seed: int = 0
+    # what the report records
+    snapshot_epochs: list[int] = field(default_factory=list)  # default: first, middle, last
+    # a study: several variants of this config, each a table of overrides
+    study: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> Config:
+        return from_dict({**self.to_dict(), **changes}, origin="overrides")
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "activation": tuple(ACTIVATIONS),
+    "init": INITIALISERS,
+    "optimizer": OPTIMISERS,
+    "schedule": SCHEDULES,
+    "dtype": ("float32", "float64"),
+    "reduction": ("mean", "sum"),
+    "split": ("random", "sheet"),
+}
+
+
+def _check_type(key: str, value: Any, expected: Any, origin: str) -> Any:
+    def fail() -> ConfigError:
+        return ConfigError(
+            f"config key {key!r} ({origin}) must be {getattr(expected, '__name__', expected)}, "
+            f"got {value!r}"
+        )
+
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise fail()
+        return value
+    if expected is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail()
+        return value
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise fail()
+        return float(value)
+    if expected is str:
+        if not isinstance(value, str):
+            raise fail()
+        return value
+    if expected == list[int]:
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise fail()
+        return value
+    if not isinstance(value, dict):
+        raise fail()
+    return value
+
+
+def from_dict(data: dict[str, Any], origin: str = "config") -> Config:
+    """Build and validate a Config; unknown keys, wrong types and impossible values fail."""
+    hints = get_type_hints(Config)
+    known = [f.name for f in dataclasses.fields(Config)]
+    values = {}
+    for key, value in data.items():
+        if key not in hints:
+            raise ConfigError(
+                f"unknown config key {key!r} ({origin}); known keys: {', '.join(known)}"
+            )
+        values[key] = _check_type(key, value, hints[key], origin)
+    config = Config(**values)
+    validate(config, origin)
+    return config
+
+
+def validate(c: Config, origin: str = "config") -> None:
+    def bad(key: str, why: str) -> ConfigError:
+        return ConfigError(f"config key {key!r} ({origin}): {why}, got {getattr(c, key)!r}")
+
+    for key, options in CHOICES.items():
+        if getattr(c, key) not in options:
+            raise bad(key, f"must be one of {', '.join(options)}")
+    if any(h < 1 for h in c.hidden):
+        raise bad("hidden", "every hidden layer needs a width >= 1")
+    for key in ("lr",):
+        if not c.lr > 0:
+            raise bad(key, "must be > 0")
+    for key in ("l1", "l2", "weight_decay", "warmup", "label_smoothing"):
+        if getattr(c, key) < 0:
+            raise bad(key, "must be >= 0")
+    for key in ("dropout", "momentum", "val_fraction", "warmup", "label_smoothing"):
+        if not 0 <= getattr(c, key) < 1:
+            raise bad(key, "must be in [0, 1)")
+    if not 0 < c.test_fraction < 1:
+        raise bad("test_fraction", "must be in (0, 1)")
+    for key in ("batch_size", "epochs", "ensemble", "step_epochs"):
+        if getattr(c, key) < 1:
+            raise bad(key, "must be >= 1")
+    if c.early_stopping < 0:
+        raise bad("early_stopping", "must be >= 0")
+    if c.early_stopping and not c.val_fraction:
+        raise bad("early_stopping", "needs val_fraction > 0 (a validation split)")
+    for name, overrides in c.study.items():
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"study variant {name!r} ({origin}) must be a table of overrides")
+        from_dict({**{k: v for k, v in c.to_dict().items() if k != "study"}, **overrides},
+                  origin=f"{origin}, study variant {name!r}")
+
+
+def presets() -> list[str]:
+    """Names of the shipped presets."""
+    folder = resources.files("numeral.train") / "presets"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``key=value`` with the value read as TOML (bare words are taken as strings)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set lr=0.01")
+    key, raw = (s.strip() for s in item.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config:
+    """A preset name (``seed``, ``best``, ...) or a TOML file, then ``--set`` overrides."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found")
+        text, origin = path.read_text(), str(path)
+    else:
+        folder = resources.files("numeral.train") / "presets"
+        preset = folder / f"{name_or_path}.toml"
+        if not preset.is_file():
+            raise ConfigError(
+                f"no preset or file called {name_or_path!r}; presets: {', '.join(presets())}"
+            )
+        text, origin = preset.read_text(), f"preset {name_or_path}"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{origin} is not valid TOML: {exc}") from None
+    for item in overrides or []:
+        key, value = parse_override(item)
+        data[key] = value
+    data.setdefault("name", path.stem if path.suffix == ".toml" else name_or_path)
+    return from_dict(data, origin)
+
+
+def write_config(config: Config, path: Path) -> None:
+    import tomli_w
+
+    from numeral.nn.serialize import atomic_write
+
+    text = tomli_w.dumps({k: v for k, v in config.to_dict().items() if v != {} or k != "study"})
+    atomic_write(path, lambda fh: fh.write(text.encode()))

@@ -1,0 +1,328 @@
+"""The training loop: mini-batches, the optimiser, checkpoints, snapshots for figures.
+
+One epoch, for each batch (X_b, y_b):
+
+    grads  = back-propagation of loss(X_b, y_b)       (numeral.nn.Network)
+    params = optimiser step with lr = schedule(progress)
+
+then the losses and errors on the train/validation/test splits are recorded,
+snapshots for the figures are taken, and a checkpoint is written atomically.
+Every random choice of epoch e comes from a generator seeded with
+(seed, member, e), so a run resumed from a checkpoint ends with exactly the
+weights of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from numeral.data.augment import Augmentation, Augmenter
+from numeral.nn import DivergenceError, Ensemble, Network, Optimizer, learning_rate
+from numeral.nn.losses import softmax
+from numeral.nn.serialize import atomic_write
+from numeral.train.config import Config
+from numeral.train.metrics import cross_entropy
+
+HIST_BINS = 40
+Log = Callable[[str], None]
+
+
+@dataclass
+class Split:
+    X: np.ndarray
+    y: np.ndarray
+
+
+@dataclass
+class TrainResult:
+    model: Network | Ensemble
+    history: list[dict[str, float]]
+    snapshots: dict[str, np.ndarray] = field(default_factory=dict)
+    stopped_early: bool = False
+
+
+def default_snapshot_epochs(epochs: int) -> list[int]:
+    return sorted({1, max(1, epochs // 2), epochs})
+
+
+class Trainer:
+    """Trains ``config.ensemble`` networks on (X, y) and keeps what the report needs."""
+
+    def __init__(
+        self,
+        config: Config,
+        train: Split,
+        *,
+        test: Split | None = None,
+        val: Split | None = None,
+        n_classes: int = 10,
+        meta: dict[str, Any] | None = None,
+        checkpoint: Path | None = None,
+        progress: bool = True,
+        log: Log | None = None,
+    ) -> None:
+        self.config = config
+        self.train, self.test, self.val = train, test, val
+        self.n_classes = max(n_classes, int(train.y.max()) + 1 if len(train.y) else 2)
+        self.meta = meta or {}
+        self.checkpoint = checkpoint
+        self.progress = progress
+        self.log = log or (lambda message: None)
+        c = config
+        self.augmenter = (
+            Augmenter(Augmentation(c.augment_shift, c.augment_rotate, c.augment_scale,
+                                   c.augment_shear, c.augment_elastic))
+            if c.augment else None
+        )
+        self.snapshot_epochs = c.snapshot_epochs or default_snapshot_epochs(c.epochs)
+        self.history: list[dict[str, float]] = []
+        self.snapshots: dict[str, np.ndarray] = {}
+        self.members: list[np.ndarray] = []  # flat parameters of finished ensemble members
+
+    # ------------------------------------------------------------ building
+    def new_network(self, member: int) -> Network:
+        c = self.config
+        net = Network(
+            [self.train.X.shape[1], *c.hidden, self.n_classes],
+            activation=c.activation,
+            init=c.init,
+            seed=c.seed + member,
+            dtype=c.dtype,
+            dropout=c.dropout,
+        )
+        if c.standardize:
+            net.set_standardization(self.train.X.mean(axis=0), self.train.X.std(axis=0))
+        net.meta = dict(self.meta)
+        return net
+
+    def new_optimizer(self, net: Network) -> Optimizer:
+        c = self.config
+        return Optimizer(c.optimizer, net.n_params, net.dtype, net.decay_mask,
+                         momentum=c.momentum, weight_decay=c.weight_decay)
+
+    # ------------------------------------------------------------- running
+    def run(self, resume: Path | None = None) -> TrainResult:
+        c = self.config
+        state = load_checkpoint(resume) if resume else None
+        first_member = state["member"] if state else 0
+        if state:
+            self.history, self.snapshots = state["history"], state["snapshots"]
+            self.members = state["members"]
+        stopped_early = False
+        for member in range(first_member, c.ensemble):
+            net, opt = self.new_network(member), None
+            opt = self.new_optimizer(net)
+            start_epoch, best = 1, {"loss": math.inf, "epoch": 0, "flat": None, "waited": 0}
+            if state and member == first_member:
+                net.flat[...] = state["flat"]
+                opt.load_state(state["optimizer"])
+                start_epoch = state["epoch"] + 1
+                best = state["best"]
+            else:
+                self.save_checkpoint(net, opt, member, 0, best)
+            for epoch in range(start_epoch, c.epochs + 1):
+                self.run_epoch(net, opt, member, epoch)
+                if self.val is not None and c.early_stopping:
+                    val_loss = self.history[-1]["val_loss"]
+                    if val_loss < best["loss"]:
+                        best.update(loss=val_loss, epoch=epoch, flat=net.flat.copy(), waited=0)
+                    else:
+                        best["waited"] += 1
+                self.save_checkpoint(net, opt, member, epoch, best)
+                if c.early_stopping and best["waited"] >= c.early_stopping:
+                    self.log(f"early stop: validation loss has not improved for "
+                             f"{c.early_stopping} epochs; keeping epoch {best['epoch']}")
+                    stopped_early = True
+                    break
+            if best["flat"] is not None:
+                net.flat[...] = best["flat"]
+            self.members.append(net.flat.copy())
+        model = self.model()
+        return TrainResult(model, self.history, self.snapshots, stopped_early)
+
+    def model(self) -> Network | Ensemble:
+        nets = []
+        for i, flat in enumerate(self.members):
+            net = self.new_network(i)
+            net.flat[...] = flat
+            nets.append(net)
+        if len(nets) == 1:
+            return nets[0]
+        ensemble = Ensemble(nets)
+        ensemble.meta = dict(self.meta)
+        return ensemble
+
+    def batches(
+        self, epoch_rng: np.random.Generator, aug_rng: np.random.Generator
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Mini-batches of one epoch; distortions are computed one batch ahead in a thread."""
+        X, y, size = self.train.X, self.train.y, self.config.batch_size
+        order = epoch_rng.permutation(len(y)) if self.config.shuffle else np.arange(len(y))
+        slices = [order[i : i + size] for i in range(0, len(y), size)]
+        if self.augmenter is None:
+            for idx in slices:
+                yield X[idx], y[idx]
+            return
+        augment = self.augmenter
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(augment, X[slices[0]], aug_rng)
+            for i, idx in enumerate(slices):
+                Xb = pending.result()
+                if i + 1 < len(slices):
+                    pending = pool.submit(augment, X[slices[i + 1]], aug_rng)
+                yield Xb, y[idx]
+
+    def run_epoch(self, net: Network, opt: Optimizer, member: int, epoch: int) -> None:
+        c = self.config
+        seed_seq = [c.seed, member, epoch]
+        epoch_rng = np.random.default_rng(seed_seq)
+        aug_rng = np.random.default_rng([*seed_seq, 1])
+        drop_rng = np.random.default_rng([*seed_seq, 2]) if c.dropout else None
+        n_batches = math.ceil(len(self.train.y) / c.batch_size)
+        total_steps = c.epochs * n_batches
+        step = (epoch - 1) * n_batches
+        last_good = self.history[-1]["train_loss"] if self.history else float("nan")
+        bar = self._bar(n_batches, member, epoch)
+        started = time.perf_counter()
+        running = 0.0
+        lr = c.lr
+        for i, (Xb, yb) in enumerate(self.batches(epoch_rng, aug_rng)):
+            lr = learning_rate(c.schedule, c.lr, step / total_steps, epochs=c.epochs,
+                               warmup=c.warmup, step_epochs=c.step_epochs, gamma=c.gamma)
+            loss = net.compute_gradients_(
+                Xb, yb, l1=c.l1, l2=c.l2, label_smoothing=c.label_smoothing,
+                reduction=c.reduction, rng=drop_rng, with_penalty=False,
+            )
+            if not math.isfinite(loss):
+                raise DivergenceError(
+                    f"training diverged at epoch {epoch} (batch {i + 1}: loss {loss}); last good "
+                    f"epoch loss {last_good:.4g}; lower the learning rate, e.g. --set "
+                    f"lr={c.lr / 10:g}"
+                )
+            opt.step(net.flat, net.grad_flat, lr)
+            step += 1
+            running += loss / (len(yb) if c.reduction == "sum" else 1)
+            if bar is not None:
+                bar.update(1)
+                if i % 10 == 0:
+                    bar.set_postfix(loss=f"{running / (i + 1):.4f}", lr=f"{lr:.2g}")
+        seconds = time.perf_counter() - started
+        if not np.isfinite(net.flat).all():
+            raise DivergenceError(
+                f"training diverged at epoch {epoch} (weights became NaN/inf); last good epoch "
+                f"loss {last_good:.4g}; lower the learning rate, e.g. --set lr={c.lr / 10:g}"
+            )
+        row: dict[str, float] = {"epoch": epoch}
+        for name, split in (("train", self.train), ("test", self.test), ("val", self.val)):
+            if split is not None:
+                proba = softmax(net.logits(split.X))
+                row[f"{name}_loss"] = cross_entropy(proba, split.y)
+                row[f"{name}_error"] = float(np.mean(np.argmax(proba, 1) != split.y))
+        row.update(seconds=round(seconds, 3), lr=lr, member=member)
+        if bar is not None:
+            bar.set_postfix(loss=f"{row['train_loss']:.4f}",
+                            acc=f"{1 - row.get('test_error', row['train_error']):.2%}")
+            bar.close()
+        self.history.append(row)
+        self.log(format_row(row))
+        if member == 0 and epoch in self.snapshot_epochs:
+            self.take_snapshot(net, epoch)
+
+    def _bar(self, total: int, member: int, epoch: int) -> Any:
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        who = f"net {member + 1}/{self.config.ensemble} " if self.config.ensemble > 1 else ""
+        return tqdm(total=total, desc=f"{who}epoch {epoch}/{self.config.epochs}", unit="batch",
+                    leave=False, dynamic_ncols=True)
+
+    # -------------------------------------------------------------- figures
+    def take_snapshot(self, net: Network, epoch: int) -> None:
+        """Latent features (2-D) of every training sample and histograms of each hidden
+        layer's activations, at this epoch."""
+        hidden = net.hidden_activations(self.train.X)
+        if not hidden:
+            return
+        last = hidden[-1].astype(np.float64)
+        if last.shape[1] == 2:
+            latent = last
+        else:  # project onto the top two principal components
+            centred = last - last.mean(axis=0)
+            _, _, vt = np.linalg.svd(centred[:: max(1, len(centred) // 4000)], full_matrices=False)
+            latent = centred @ vt[:2].T
+        self.snapshots[f"latent_{epoch}"] = latent.astype(np.float32)
+        for layer, (a, name) in enumerate(zip(hidden, net.activation_names, strict=True)):
+            lo, hi = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}.get(
+                name, (float(a.min()), float(max(a.max(), a.min() + 1e-6)))
+            )
+            counts, edges = np.histogram(a, bins=HIST_BINS, range=(lo, hi))
+            self.snapshots[f"hist_{layer}_{epoch}"] = counts
+            self.snapshots[f"edges_{layer}_{epoch}"] = edges
+
+    # ---------------------------------------------------------- checkpoints
+    def save_checkpoint(
+        self, net: Network, opt: Optimizer, member: int, epoch: int, best: dict[str, Any]
+    ) -> None:
+        if self.checkpoint is None:
+            return
+        state = {
+            "member": member,
+            "epoch": epoch,
+            "history": self.history,
+            "best": {k: v for k, v in best.items() if k != "flat"},
+            "config": self.config.to_dict(),
+        }
+        arrays: dict[str, np.ndarray] = {
+            "state": np.array(json.dumps(state)),
+            "flat": net.flat,
+            "opt_t": np.array(opt.t),
+            "opt_m": opt.m,
+            "opt_v": opt.v,
+            "members": np.array(self.members) if self.members else np.zeros((0, net.n_params)),
+        }
+        if best.get("flat") is not None:
+            arrays["best_flat"] = best["flat"]
+        arrays.update({f"snap.{k}": v for k, v in self.snapshots.items()})
+        atomic_write(self.checkpoint, lambda fh: np.savez(fh, **arrays))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    from numeral.errors import DataError
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            state = json.loads(str(data["state"]))
+            best = dict(state["best"])
+            best["flat"] = data["best_flat"] if "best_flat" in data.files else None
+            return {
+                "member": state["member"],
+                "epoch": state["epoch"],
+                "history": state["history"],
+                "best": best,
+                "config": state["config"],
+                "flat": data["flat"],
+                "optimizer": {"t": data["opt_t"], "m": data["opt_m"], "v": data["opt_v"]},
+                "members": list(data["members"]),
+                "snapshots": {k[5:]: data[k] for k in data.files if k.startswith("snap.")},
+            }
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"cannot resume from {path}: {exc}") from None
+
+
+def format_row(row: dict[str, float]) -> str:
+    parts = [f"epoch {int(row['epoch'])}"]
+    for key in ("train_loss", "train_error", "val_error", "test_loss", "test_error"):
+        if key in row:
+            parts.append(f"{key} {row[key]:.4f}")
+    parts.append(f"{row['seconds']:.1f}s")
+    return "  ".join(parts)
