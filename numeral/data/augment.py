@@ -66,7 +66,8 @@ class Augmenter:
         k = uniform(p.shear)
         cos, sin = np.cos(theta), np.sin(theta)
         a11, a12, a21, a22 = cos * sx, cos * k * sx - sin * sy, sin * sx, sin * k * sx + cos * sy
-        gx, gy = np.broadcast_to(self.gx, (n, size * size)), np.broadcast_to(self.gy, (n, size * size))
+        gx = np.broadcast_to(self.gx, (n, size * size))
+        gy = np.broadcast_to(self.gy, (n, size * size))
         if p.elastic_alpha:
             noise = rng.uniform(-1, 1, (2, n, size, size)).astype(f32)
             field = self.gauss @ noise @ self.gauss.T  # G U G^T, smooth per image

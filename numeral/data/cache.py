@@ -9,6 +9,7 @@ ignored and rebuilt.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -64,7 +65,7 @@ def load_cached(key: str) -> Dataset | None:
 
 
 def store_cached(key: str, ds: Dataset) -> None:
-    from numeral.nn.serialize import atomic_write
+    from numeral.nn.serialize import write_npz
 
     meta = {
         "source": ds.source,
@@ -72,14 +73,12 @@ def store_cached(key: str, ds: Dataset) -> None:
         "notes": ds.notes,
         "preprocessing": ds.preprocessing,
     }
-    arrays = {
+    arrays: dict[str, Any] = {
         "images": ds.images,
         "y": ds.y,
         "groups": ds.groups,
         "names": ds.names,
         "meta": np.array(json.dumps(meta)),
     }
-    try:
-        atomic_write(cache_dir() / "datasets" / f"{key}.npz", lambda fh: np.savez(fh, **arrays))
-    except OSError:
-        pass  # a read-only cache only costs speed
+    with contextlib.suppress(OSError):  # a read-only cache only costs speed
+        write_npz(cache_dir() / "datasets" / f"{key}.npz", arrays)

@@ -37,7 +37,7 @@ class Dataset:
                 raise ValueError(f"{key} has {len(getattr(self, key))} entries for {n} images")
 
     @cached_property
-    def X(self) -> np.ndarray:  # noqa: N802 - the conventional name for the design matrix
+    def X(self) -> np.ndarray:
         """(n, 784) float32 in [0, 1]: each 28x28 image scaled by 1/255 and flattened row-major."""
         return vectorize(self.images)
 

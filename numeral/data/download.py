@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from numeral.data.cache import cache_dir
-from numeral.data.sources import TIBETAN_NAME, LABEL_ONLY_NAME
+from numeral.data.sources import LABEL_ONLY_NAME, TIBETAN_NAME
 from numeral.errors import DataError
 
 URL = "https://codeload.github.com/bat67/TibetanMNIST/zip/refs/heads/master"

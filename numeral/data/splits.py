@@ -25,7 +25,7 @@ def stratified_split(
     for label in np.unique(y):
         members = np.flatnonzero(y == label)
         rng.shuffle(members)
-        test.append(members[: int(round(len(members) * test_fraction))])
+        test.append(members[: round(len(members) * test_fraction)])
     test_idx = np.sort(np.concatenate(test))
     train_idx = np.setdiff1d(np.arange(len(y)), test_idx)
     return train_idx, test_idx

@@ -18,6 +18,7 @@ model in a few vectorised operations.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -93,12 +94,13 @@ class Network:
         self.activations: list[Activation] = [get_activation(a) for a in names]
         self.init, self.seed, self.dropout = init, int(seed), float(dropout)
         self.dtype = np.dtype(str(dtype))
-        self.input_mean: np.ndarray | None = None  # optional standardisation x' = (x - mean) * scale
+        # optional standardisation x' = (x - mean) * scale, stored in the model
+        self.input_mean: np.ndarray | None = None
         self.input_scale: np.ndarray | None = None
         self.meta: dict[str, Any] = {}  # free-form JSON description saved with the model
 
         shapes = []
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
+        for fan_in, fan_out in itertools.pairwise(sizes):
             shapes += [(fan_in, fan_out), (fan_out,)]
         total = sum(int(np.prod(s)) for s in shapes)
         self.flat = np.zeros(total, self.dtype)
@@ -168,9 +170,9 @@ class Network:
             raise InputError(
                 f"y has shape {y_arr.shape}; expected ({len(X)},): one integer label per row of X"
             )
-        if y_arr.size and not np.issubdtype(y_arr.dtype, np.integer):
-            if not (np.issubdtype(y_arr.dtype, np.floating) and np.all(y_arr == np.round(y_arr))):
-                raise InputError(f"y must hold integer class labels, got dtype {y_arr.dtype}")
+        whole = np.issubdtype(y_arr.dtype, np.floating) and np.all(y_arr == np.round(y_arr))
+        if y_arr.size and not np.issubdtype(y_arr.dtype, np.integer) and not whole:
+            raise InputError(f"y must hold integer class labels, got dtype {y_arr.dtype}")
         y_int = y_arr.astype(np.int64)
         if y_int.size and (y_int.min() < 0 or y_int.max() >= self.n_classes):
             bad_label = y_int[(y_int < 0) | (y_int >= self.n_classes)][0]

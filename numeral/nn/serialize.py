@@ -102,6 +102,11 @@ def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
         raise
 
 
+def write_npz(path: str | os.PathLike[str], arrays: dict[str, Any]) -> None:
+    """Write ``arrays`` as an uncompressed .npz at ``path``, atomically."""
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+
 def save_model(model: Network | Ensemble, path: str | os.PathLike[str]) -> None:
     """Write a network or an ensemble to ``path`` atomically."""
     members = model.members if isinstance(model, Ensemble) else [model]
@@ -119,8 +124,7 @@ def save_model(model: Network | Ensemble, path: str | os.PathLike[str]) -> None:
         "meta": model.meta if isinstance(model, Ensemble) else {},
         "sha256": _digest(arrays),
     }
-    payload = {HEADER_KEY: np.array(json.dumps(header)), **arrays}
-    atomic_write(path, lambda fh: np.savez(fh, **payload))
+    write_npz(path, {HEADER_KEY: np.array(json.dumps(header)), **arrays})
 
 
 def load_model(path: str | os.PathLike[str]) -> Network | Ensemble:

@@ -29,7 +29,7 @@ class Config:
     description: str = ""
     # the network
     hidden: list[int] = field(default_factory=lambda: [512, 256])
-    activation: str = "relu"
+    activation: str | list[str] = "relu"  # one name, or one per hidden layer
     init: str = "he"
     dropout: float = 0.0
     dtype: str = "float32"
@@ -53,6 +53,7 @@ class Config:
     # data
     split: str = "random"  # "random" (stratified) or "sheet" (writer-independent)
     test_fraction: float = 0.2
+    split_seed: int = 0  # fixes the train/test split independently of the training seed
     val_fraction: float = 0.0  # carved from the training split, for early stopping
     early_stopping: int = 0  # patience in epochs; 0 = off; needs val_fraction > 0
     augment: bool = False
@@ -109,6 +110,12 @@ def _check_type(key: str, value: Any, expected: Any, origin: str) -> Any:
         if not isinstance(value, str):
             raise fail()
         return value
+    if expected == str | list[str]:
+        if isinstance(value, str) or (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            return value
+        raise fail()
     if expected == list[int]:
         if not isinstance(value, list) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
@@ -141,8 +148,12 @@ def validate(c: Config, origin: str = "config") -> None:
         return ConfigError(f"config key {key!r} ({origin}): {why}, got {getattr(c, key)!r}")
 
     for key, options in CHOICES.items():
-        if getattr(c, key) not in options:
-            raise bad(key, f"must be one of {', '.join(options)}")
+        values = getattr(c, key)
+        for value in values if isinstance(values, list) else [values]:
+            if value not in options:
+                raise bad(key, f"must be one of {', '.join(options)}")
+    if isinstance(c.activation, list) and len(c.activation) != len(c.hidden):
+        raise bad("activation", f"needs one name per hidden layer ({len(c.hidden)})")
     if any(h < 1 for h in c.hidden):
         raise bad("hidden", "every hidden layer needs a width >= 1")
     for key in ("lr",):

@@ -28,7 +28,7 @@ import numpy as np
 from numeral.data.augment import Augmentation, Augmenter
 from numeral.nn import DivergenceError, Ensemble, Network, Optimizer, learning_rate
 from numeral.nn.losses import softmax
-from numeral.nn.serialize import atomic_write
+from numeral.nn.serialize import write_npz
 from numeral.train.config import Config
 from numeral.train.metrics import cross_entropy
 
@@ -69,6 +69,7 @@ class Trainer:
         checkpoint: Path | None = None,
         progress: bool = True,
         log: Log | None = None,
+        on_epoch: Callable[[dict[str, float]], None] | None = None,
     ) -> None:
         self.config = config
         self.train, self.test, self.val = train, test, val
@@ -77,6 +78,7 @@ class Trainer:
         self.checkpoint = checkpoint
         self.progress = progress
         self.log = log or (lambda message: None)
+        self.on_epoch = on_epoch or (lambda row: None)  # called once an epoch is checkpointed
         c = config
         self.augmenter = (
             Augmenter(Augmentation(c.augment_shift, c.augment_rotate, c.augment_scale,
@@ -119,9 +121,10 @@ class Trainer:
             self.members = state["members"]
         stopped_early = False
         for member in range(first_member, c.ensemble):
-            net, opt = self.new_network(member), None
+            net = self.new_network(member)
             opt = self.new_optimizer(net)
-            start_epoch, best = 1, {"loss": math.inf, "epoch": 0, "flat": None, "waited": 0}
+            start_epoch = 1
+            best: dict[str, Any] = {"loss": math.inf, "epoch": 0, "flat": None, "waited": 0}
             if state and member == first_member:
                 net.flat[...] = state["flat"]
                 opt.load_state(state["optimizer"])
@@ -138,6 +141,7 @@ class Trainer:
                     else:
                         best["waited"] += 1
                 self.save_checkpoint(net, opt, member, epoch, best)
+                self.on_epoch(self.history[-1])
                 if c.early_stopping and best["waited"] >= c.early_stopping:
                     self.log(f"early stop: validation loss has not improved for "
                              f"{c.early_stopping} epochs; keeping epoch {best['epoch']}")
@@ -282,7 +286,7 @@ class Trainer:
             "best": {k: v for k, v in best.items() if k != "flat"},
             "config": self.config.to_dict(),
         }
-        arrays: dict[str, np.ndarray] = {
+        arrays: dict[str, Any] = {
             "state": np.array(json.dumps(state)),
             "flat": net.flat,
             "opt_t": np.array(opt.t),
@@ -293,7 +297,7 @@ class Trainer:
         if best.get("flat") is not None:
             arrays["best_flat"] = best["flat"]
         arrays.update({f"snap.{k}": v for k, v in self.snapshots.items()})
-        atomic_write(self.checkpoint, lambda fh: np.savez(fh, **arrays))
+        write_npz(self.checkpoint, arrays)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -39,7 +39,7 @@ def evaluation(
     pc = per_class(c)
     wrong = np.flatnonzero(pred != y)
     return {
-        "n": int(len(y)),
+        "n": len(y),
         "accuracy": float(np.mean(pred == y)) if len(y) else 0.0,
         "loss": cross_entropy(proba, y) if len(y) else 0.0,
         "per_class": [

@@ -1,0 +1,288 @@
+"""The ``numeral`` command: a thin layer over the Python API.
+
+Every error numeral raises on purpose is printed as one line (``numeral: error:
+...``) with exit status 2; data warnings as one line each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from numeral.errors import NumeralError
+
+EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="numeral",
+        description="Handwritten numeral recognition with a NumPy deep network.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a model and write its report")
+    p.add_argument("--config", default=None, help="preset name or TOML file (default: baseline)")
+    add_data_args(p)
+    p.add_argument("--split", choices=["random", "sheet"], help="override the config's split")
+    p.add_argument("--epochs", type=int, help="override the config's number of epochs")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key (value parsed as TOML), repeatable")
+    p.add_argument("--out", type=Path, help="run directory (default: runs/<config name>)")
+    p.add_argument("--resume", type=Path, metavar="DIR",
+                   help="continue the interrupted run in DIR")
+    p.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
+
+    p = sub.add_parser("evaluate", help="score a model on a dataset")
+    p.add_argument("model", type=Path)
+    add_data_args(p)
+    p.add_argument("--split", choices=["random", "sheet", "all"],
+                   help="which part of --data to score (default: the model's own test split)")
+    p.add_argument("--json", action="store_true", help="print the full evaluation as JSON")
+
+    p = sub.add_parser("predict", help="recognise numerals in image files")
+    p.add_argument("model", type=Path)
+    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("report", help="rebuild DIR/report.html from a finished run")
+    p.add_argument("run", type=Path)
+
+    p = sub.add_parser("compare", help="put several runs side by side")
+    p.add_argument("runs", nargs="+", type=Path)
+    p.add_argument("--out", type=Path, default=Path("runs/compare"))
+
+    p = sub.add_parser("gradcheck", help="check back-propagation against finite differences")
+    p.add_argument("--hidden", default="5,4", help="hidden widths, e.g. 5,4 (default)")
+    p.add_argument("--activation", default="all", help="an activation name, or 'all'")
+    p.add_argument("--l1", type=float, default=1e-3)
+    p.add_argument("--l2", type=float, default=1e-2)
+    p.add_argument("--inputs", type=int, default=6)
+    p.add_argument("--samples", type=int, default=5)
+
+    p = sub.add_parser("data", help="dataset tools")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    d = data_sub.add_parser("download", help="fetch TibetanMNIST into the user cache")
+    d.add_argument("--url", default=None)
+    d.add_argument("--dest", type=Path, default=None)
+    d = data_sub.add_parser("info", help="load a dataset and summarise it")
+    d.add_argument("path", nargs="?", default=None)
+
+    sub.add_parser("presets", help="list the shipped training presets")
+
+    p = sub.add_parser("serve", help="the draw-a-numeral page and JSON API")
+    p.add_argument("model", type=Path)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    return parser
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="dataset: folder, .zip, .npz or IDX file "
+                                  "(default: $NUMERAL_DATA, then the downloaded copy)")
+    p.add_argument("--train", help="training .npz (with --test instead of --data)")
+    p.add_argument("--test", help="test .npz")
+
+
+# ------------------------------------------------------------------ commands
+def cmd_train(args: argparse.Namespace) -> int:
+    from numeral.train.config import load_config
+    from numeral.train.experiment import DataSource, run_experiment
+
+    overrides = list(args.set)
+    if args.split:
+        overrides.append(f'split="{args.split}"')
+    if args.epochs is not None:
+        overrides.append(f"epochs={args.epochs}")
+    source = DataSource(args.data, args.train, args.test)
+    if args.resume:
+        out = args.resume
+        if not (out / "config.toml").is_file():
+            raise NumeralError(f"cannot resume {out}: it is not a run directory (no config.toml)")
+        config = load_config(str(out / "config.toml"), overrides)
+        saved = json.loads((out / "run.json").read_text()).get("source", {})
+        if not (args.data or args.train):
+            source = DataSource(**saved)
+    else:
+        config = load_config(args.config or "baseline", overrides)
+        out = args.out or Path("runs") / config.name
+    log = print if args.quiet else _log_above_bar
+    try:
+        report = run_experiment(config, source, out, resume=bool(args.resume),
+                                progress=not args.quiet, log=log)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the last finished epoch is saved in {out}/checkpoint.npz; "
+              f"continue with: numeral train --resume {out}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"report: {report}")
+    return 0
+
+
+def _log_above_bar(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(message)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from numeral import load_model
+    from numeral.data import load, resolve_data_path, split
+    from numeral.train.metrics import evaluation
+
+    model = load_model(str(args.model))
+    meta = model.meta if not hasattr(model, "members") else model.members[0].meta
+    if args.test or args.train:
+        ds = load(args.test or args.train)
+        where = str(args.test or args.train)
+    else:
+        full = load(resolve_data_path(args.data))
+        how = args.split or meta.get("split", "random")
+        if how == "all":
+            ds, where = full, f"all of {full.source}"
+        else:
+            _, test_idx = split(full.y, full.groups, how, meta.get("test_fraction", 0.2),
+                                meta.get("split_seed", 0))
+            ds, where = full.subset(test_idx), f"{how} test split of {full.source}"
+    if len(ds.class_names) > model.n_classes:
+        raise NumeralError(f"{where} has {len(ds.class_names)} classes but the model knows "
+                           f"{model.n_classes}")
+    result = evaluation(model.predict_proba(ds.X), ds.y, meta.get("class_names", ds.class_names),
+                        ds.names)
+    result["data"] = where
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    print(f"{where}: {result['n']} samples, accuracy {result['accuracy']:.2%}, "
+          f"loss {result['loss']:.4f}")
+    print(f"{'class':>6} {'precision':>9} {'recall':>7} {'F1':>7} {'support':>8}")
+    for row in result["per_class"]:
+        print(f"{row['class']:>6} {row['precision']:>9.4f} {row['recall']:>7.4f} "
+              f"{row['f1']:>7.4f} {row['support']:>8}")
+    print("confusion matrix (rows: true class, columns: predicted):")
+    for row in result["confusion_matrix"]:
+        print("  " + " ".join(f"{v:5d}" for v in row))
+    wrong = result["misclassified"]
+    print(f"{len(wrong)} misclassified" + (" (first 20):" if len(wrong) > 20 else ":"))
+    for m in wrong[:20]:
+        print(f"  {m['name']}: true {m['true']}, predicted {m['predicted']} "
+              f"({m['confidence']:.0%})")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from numeral.predict import Recognizer
+
+    recognizer = Recognizer.from_file(args.model)
+    results = [recognizer.recognize_file(path) for path in args.images]
+    if args.json:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=1))
+        return 0
+    for r in results:
+        top = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top3"])
+        print(f"{r['image']}: {r['class']}   (top 3: {top})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from numeral.report import build_report
+
+    print(f"report: {build_report(args.run)}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from numeral.report import build_comparison
+
+    print(f"report: {build_comparison(args.runs, args.out)}")
+    return 0
+
+
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    from numeral.nn import ACTIVATIONS, Network, gradcheck
+
+    hidden = [int(h) for h in str(args.hidden).split(",") if h.strip()]
+    names = sorted(ACTIVATIONS) if args.activation == "all" else [args.activation]
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(args.samples, args.inputs))
+    y = rng.integers(0, 3, args.samples)
+    worst = 0.0
+    for name in names:
+        net = Network([args.inputs, *hidden, 3], activation=name, init="xavier", seed=1,
+                      dtype="float64")
+        result = gradcheck(net, X, y, l1=args.l1, l2=args.l2)
+        worst = max(worst, result.max_error)
+        print(f"{name:>11}: max relative error {result.max_error:.2e}  "
+              f"({'ok' if result.max_error < 1e-7 else 'FAILED'})")
+    return 0 if worst < 1e-7 else 1
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    if args.data_command == "download":
+        from numeral.data.download import URL, download
+
+        path = download(args.url or URL, args.dest)
+        print(f"TibetanMNIST is in {path}; train with: numeral train --data {path}")
+        return 0
+    from numeral.data import load, resolve_data_path
+
+    ds = load(resolve_data_path(args.path))
+    sheets = len(set(ds.groups[ds.groups >= 0].tolist()))
+    print(f"{ds.source}: {len(ds)} images, {len(ds.class_names)} classes, {sheets} sheets")
+    print("class counts: " + ", ".join(f"{k}: {v}" for k, v in ds.class_counts().items()))
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from numeral.train.config import load_config, presets
+
+    for name in presets():
+        print(f"{name:>15}  {load_config(name).description}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from numeral.serve import serve
+
+    serve(args.model, host=args.host, port=args.port)
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "report": cmd_report,
+    "compare": cmd_compare,
+    "gradcheck": cmd_gradcheck,
+    "data": cmd_data,
+    "presets": cmd_presets,
+    "serve": cmd_serve,
+}
+
+
+def _one_line_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+    print(f"numeral: warning: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.showwarning = _one_line_warning
+    try:
+        return COMMANDS[args.command](args)
+    except NumeralError as exc:
+        print(f"numeral: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("numeral: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

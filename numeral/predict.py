@@ -1,0 +1,62 @@
+"""Recognise new images with a trained model, using exactly its training preprocessing.
+
+    r = Recognizer.from_file("runs/best/model.npz")
+    r.recognize_file("my_numeral.png")  # {"label": 3, "class": "3", "top3": [...], ...}
+
+The model file stores the preprocessing parameters its training data went
+through (:class:`numeral.data.Preprocessing`), so a photo of a numeral written
+dark on light paper, at any size, is framed, inverted and resized the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from numeral.data import Preprocessing, preprocess_image, vectorize
+from numeral.nn import Ensemble, Network, load_model
+
+
+class Recognizer:
+    """A model together with the preprocessing its inputs need."""
+
+    def __init__(self, model: Network | Ensemble) -> None:
+        self.model = model
+        self.meta: dict[str, Any] = (
+            model.members[0].meta if isinstance(model, Ensemble) else model.meta
+        )
+        self.class_names: list[str] = list(
+            self.meta.get("class_names") or [str(i) for i in range(model.n_classes)]
+        )
+        known = Preprocessing.__dataclass_fields__
+        stored = {k: v for k, v in (self.meta.get("preprocessing") or {}).items() if k in known}
+        self.preprocessing = Preprocessing.from_dict(stored)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Recognizer:
+        return cls(load_model(path))
+
+    def image_to_input(self, source: Any, name: str = "image") -> np.ndarray:
+        """Any image (path, bytes, array) -> the (28, 28) uint8 image the network sees."""
+        return preprocess_image(source, self.preprocessing, name=name)
+
+    def recognize_image(self, image28: np.ndarray) -> dict[str, Any]:
+        """Label, class name, all probabilities and the top 3 for one 28x28 image."""
+        proba = self.model.predict_proba(vectorize(image28[None]))[0].astype(float)
+        order = np.argsort(proba)[::-1]
+        return {
+            "label": int(order[0]),
+            "class": self.class_names[int(order[0])],
+            "probabilities": [round(float(p), 6) for p in proba],
+            "top3": [
+                {"label": int(i), "class": self.class_names[int(i)],
+                 "probability": round(float(proba[i]), 6)}
+                for i in order[:3]
+            ],
+        }
+
+    def recognize_file(self, path: str | Path) -> dict[str, Any]:
+        result = self.recognize_image(self.image_to_input(Path(path)))
+        return {"image": str(path), **result}

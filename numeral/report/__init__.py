@@ -1,0 +1,229 @@
+"""numeral.report — a run directory (or several) turned into one self-contained HTML page.
+
+:func:`build_report` reads what :func:`numeral.train.experiment.run_experiment`
+wrote (metrics.csv, evaluation.json, results.npz, model.npz, config.toml),
+redraws every figure into ``DIR/figures/`` and writes ``DIR/report.html`` with
+the figures embedded, so the file opens offline and can be mailed around.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from numeral.errors import NumeralError
+from numeral.nn import Ensemble, Network
+from numeral.nn.serialize import atomic_write, load_model
+
+
+@dataclass
+class Figure:
+    title: str
+    caption: str
+    path: Path
+
+    @property
+    def data(self) -> str:
+        return base64.b64encode(self.path.read_bytes()).decode()
+
+
+def _version() -> str:
+    try:
+        return version("numeral")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "dev"
+
+
+def _render(out: Path, **context: Any) -> Path:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("numeral.report"), autoescape=True, keep_trailing_newline=True
+    )
+    html = env.get_template("report.html.j2").render(version=_version(), **context)
+    path = out / "report.html"
+    atomic_write(path, lambda fh: fh.write(html.encode()))
+    return path
+
+
+def _require(run: Path, name: str) -> Path:
+    path = run / name
+    if not path.is_file():
+        raise NumeralError(
+            f"{run} is not a finished numeral run (no {name}); train one with "
+            f"`numeral train --config NAME --out {run}`"
+        )
+    return path
+
+
+def first_network(model: Network | Ensemble) -> Network:
+    return model.members[0] if isinstance(model, Ensemble) else model
+
+
+def symmetry_notes(net: Network) -> list[str]:
+    """Say so when every unit of a hidden layer has the same incoming weights."""
+    notes = []
+    for layer, W in enumerate(net.weights[:-1]):
+        if W.shape[1] > 1 and float(np.ptp(W, axis=1).max()) < 1e-12:
+            notes.append(
+                f"All {W.shape[1]} units of hidden layer {layer + 1} have identical incoming "
+                "weights: they started equal (zero initialisation), received identical gradients "
+                "and stayed equal, so the layer acts like a single unit. Break the symmetry with "
+                "a random initialisation (see the seed-xavier preset)."
+            )
+    return notes
+
+
+def build_report(run: Path) -> Path:
+    """Redraw the figures of one run and write ``run/report.html``."""
+    from numeral import viz
+    from numeral.train.experiment import read_metrics
+
+    history = read_metrics(_require(run, "metrics.csv"))
+    model = load_model(_require(run, "model.npz"))
+    net = first_network(model)
+    evaluation = json.loads(_require(run, "evaluation.json").read_text())
+    config_text = (run / "config.toml").read_text() if (run / "config.toml").is_file() else ""
+    config = tomllib.loads(config_text) if config_text else {}
+    info = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
+    class_names = info.get("class_names") or net.meta.get("class_names") or [
+        str(i) for i in range(net.n_classes)
+    ]
+    with np.load(_require(run, "results.npz"), allow_pickle=False) as data:
+        results = {k: data[k] for k in data.files}
+    snaps = {k[5:]: v for k, v in results.items() if k.startswith("snap.")}
+    figs = run / "figures"
+    figures: list[Figure] = []
+
+    def add(path: Path | None, title: str, caption: str) -> None:
+        if path is not None:
+            figures.append(Figure(title, caption, path))
+
+    split = info.get("split", "the test split")
+    add(viz.learning_curves(history, figs / "learning_curves.png"), "Learning curves",
+        f"Loss and error per epoch on the training and test data ({split}). A widening gap "
+        "between train and test is over-fitting; a flat line at 90 % error is a network that "
+        "does not learn.")
+    bottleneck = net.sizes[-2] == 2
+    add(viz.latent_features(snaps, results["train_y"], figs / "latent_features.png", class_names),
+        "Latent features across epochs",
+        ("The 2-unit layer before the output" if bottleneck else
+         "The last hidden layer projected on its two principal components")
+        + " for every training sample, coloured by class: watch the classes pull apart into "
+        "separate regions as training goes on.")
+    add(viz.activation_histograms(snaps, net.activation_names, figs / "activations.png"),
+        "Hidden activations",
+        "The distribution of each hidden layer's outputs after its activation function, on "
+        "the training data, at several epochs. Sigmoid units piled at 0 or 1 are saturated "
+        "(their gradient a(1-a) is near zero); a single spike means every unit outputs the same.")
+    if "confusion_matrix" in evaluation:
+        add(viz.confusion_heatmap(np.array(evaluation["confusion_matrix"]), class_names,
+                                  figs / "confusion_matrix.png"),
+            "Confusion matrix",
+            "Test samples by true class (rows) and predicted class (columns); the diagonal is "
+            "correct. Off-diagonal cells show which numerals the network confuses.")
+    if "wrong_images" in results:
+        add(viz.misclassified_gallery(results["wrong_images"], results["wrong_true"],
+                                      results["wrong_pred"], class_names,
+                                      figs / "misclassified.png"),
+            "Misclassified test images",
+            "Up to 60 test images the model got wrong, with the true and the predicted class: "
+            "many are ambiguous or badly written even to a person.")
+    add(viz.first_layer_weights(net.weights[0], figs / "first_layer_weights.png"),
+        "First-layer weights",
+        "Incoming weights of the first hidden layer's strongest units as 28x28 images (red "
+        "positive, blue negative): the stroke patterns each unit looks for.")
+
+    summary = [
+        ("model", repr(model)),
+        ("data", info.get("source", {}).get("data") or info.get("source", {}).get("train", "?")),
+        ("split", split),
+        ("samples (train / validation / test)",
+         " / ".join(str(info.get("sizes", {}).get(k, "?")) for k in ("train", "val", "test"))),
+        ("test accuracy", _percent(evaluation.get("accuracy"))),
+        ("train accuracy", _percent(evaluation.get("train_accuracy"))),
+        ("training time", f"{evaluation.get('train_seconds', '?')} s"),
+    ]
+    metrics = [{k: _fmt(v) for k, v in row.items()} for row in history]
+    return _render(
+        run,
+        title=f"numeral run: {config.get('name', run.name)}",
+        description=config.get("description", ""),
+        notes=symmetry_notes(net),
+        summary=summary,
+        figures=figures,
+        per_class=evaluation.get("per_class", []),
+        metrics=metrics,
+        config=config_text,
+        runs=[],
+    )
+
+
+def build_comparison(runs: Sequence[Path], out: Path) -> Path:
+    """Several runs side by side: a table, their test-error curves and, when they differ
+    in L1/L2, the regularisation study figure. Writes ``out/report.html``."""
+    from numeral import viz
+    from numeral.train.experiment import read_metrics
+
+    if not runs:
+        raise NumeralError("numeral compare needs at least one run directory")
+    rows, histories, studies = [], {}, []
+    for run in runs:
+        evaluation = json.loads(_require(run, "evaluation.json").read_text())
+        config = tomllib.loads(_require(run, "config.toml").read_text())
+        name = run.name
+        histories[name] = read_metrics(_require(run, "metrics.csv"))
+        model = load_model(_require(run, "model.npz"))
+        net = first_network(model)
+        weights = np.concatenate([np.abs(W).ravel() for W in net.weights])
+        rows.append({
+            "run": name,
+            "model": "-".join(map(str, net.sizes)),
+            "L1": config.get("l1", 0.0),
+            "L2": config.get("l2", 0.0),
+            "test accuracy": _percent(evaluation.get("accuracy")),
+            "train accuracy": _percent(evaluation.get("train_accuracy")),
+            "mean |W|": f"{weights.mean():.4f}",
+            "|W| < 1e-3": f"{np.mean(weights < 1e-3):.1%}",
+            "seconds": evaluation.get("train_seconds", ""),
+        })
+        studies.append({
+            "name": name,
+            "l1": config.get("l1", 0.0),
+            "l2": config.get("l2", 0.0),
+            "test_accuracy": evaluation.get("accuracy", 0.0),
+            "train_accuracy": evaluation.get("train_accuracy", 0.0),
+            "abs_weights": weights[:: max(1, len(weights) // 200_000)],
+        })
+    out.mkdir(parents=True, exist_ok=True)
+    figs = out / "figures"
+    figures = [Figure("Test error per epoch", "Each run's test error as training goes on.",
+                      viz.compare_curves(histories, figs / "compare_curves.png"))]
+    if any(s["l1"] or s["l2"] for s in studies):
+        figures.append(Figure(
+            "Regularisation against λ",
+            "Left: test accuracy (solid) and the train−test accuracy gap (dashed) for L1 and L2 "
+            "penalties of growing strength λ; grey lines are the run without a penalty. A "
+            "penalty that helps closes the gap without costing test accuracy. Right: the "
+            "distribution of weight magnitudes: L1 drives many weights to (nearly) zero, L2 "
+            "shrinks them all towards zero without making them exactly zero.",
+            viz.regularization_study(studies, figs / "regularization.png")))
+    return _render(out, title="numeral: runs compared", description=", ".join(map(str, runs)),
+                   notes=[], summary=[], figures=figures, per_class=[], metrics=[], config="",
+                   runs=rows)
+
+
+def _percent(value: Any) -> str:
+    return f"{value:.2%}" if isinstance(value, int | float) else "—"
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}" if value != int(value) else str(int(value))

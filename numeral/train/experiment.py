@@ -1,0 +1,274 @@
+"""One training run, from a config and a dataset to a run directory.
+
+    numeral train --config NAME --data PATH --out DIR
+
+is :func:`run_experiment`, which
+
+1. loads the data (:mod:`numeral.data`) and splits it into train / validation / test,
+2. trains the network(s) (:class:`numeral.train.loop.Trainer`), checkpointing every epoch,
+3. evaluates the model on the test split, and
+4. writes the run directory:
+
+==================  ==================================================================
+``model.npz``        the trained network or ensemble (weights + JSON description)
+``config.toml``      the full resolved config
+``metrics.csv``      one row per epoch: epoch, train/test loss and error, seconds, ...
+``evaluation.json``  test accuracy, per-class scores, confusion matrix, misclassified
+``results.npz``      what the figures need (latent features, histograms, test images)
+``run.json``         where the data came from, so ``--resume`` and ``report`` can redo it
+``figures/*.png``    the figures (:mod:`numeral.viz`)
+``report.html``      everything above in one self-contained page (:mod:`numeral.report`)
+==================  ==================================================================
+
+A config with a ``[study]`` table runs each variant into ``DIR/<variant>/`` and
+then compares them in ``DIR/report.html``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from numeral.data import Dataset, load, resolve_data_path, split, stratified_split
+from numeral.data.splits import group_split
+from numeral.errors import ConfigError, DataError
+from numeral.nn import Ensemble, Network
+from numeral.nn.serialize import atomic_write, load_model, write_npz
+from numeral.train.config import Config, from_dict, write_config
+from numeral.train.loop import Split, Trainer, TrainResult
+from numeral.train.metrics import evaluation
+
+Log = Callable[[str], None]
+METRIC_COLUMNS = ("epoch", "train_loss", "train_error", "test_loss", "test_error", "seconds")
+
+
+@dataclass
+class DataSource:
+    """Where a run's data comes from: one dataset to split, or separate train/test files."""
+
+    data: str | None = None
+    train: str | None = None
+    test: str | None = None
+
+    def describe(self) -> str:
+        if self.train:
+            return f"train {self.train}" + (f", test {self.test}" if self.test else "")
+        return str(self.data)
+
+
+@dataclass
+class RunData:
+    train: Dataset
+    val: Dataset | None
+    test: Dataset | None
+    split_description: str
+
+
+def prepare_data(config: Config, source: DataSource) -> RunData:
+    """Load the data and split it as the config says (the test split never trains)."""
+    if source.train:
+        train = load(source.train)
+        test = load(source.test) if source.test else None
+        how = "given train/test files"
+    else:
+        path = resolve_data_path(source.data)
+        source.data = str(path)
+        full = load(path)
+        train_idx, test_idx = split(
+            full.y, full.groups, config.split, config.test_fraction, config.split_seed
+        )
+        train, test = full.subset(train_idx), full.subset(test_idx)
+        how = (
+            f"{'stratified random' if config.split == 'random' else 'writer-independent (sheet)'}"
+            f" split, {config.test_fraction:.0%} test, split_seed {config.split_seed}"
+        )
+    val = None
+    if config.val_fraction:
+        by_sheet = config.split == "sheet" and (train.groups >= 0).sum() > 0
+        fit_idx, val_idx = (
+            group_split(train.groups, config.val_fraction, config.split_seed + 1)
+            if by_sheet
+            else stratified_split(train.y, config.val_fraction, config.split_seed + 1)
+        )
+        train, val = train.subset(fit_idx), train.subset(val_idx)
+        how += f"; validation {config.val_fraction:.0%} of training"
+    return RunData(train, val, test, how)
+
+
+def model_meta(config: Config, data: RunData) -> dict[str, Any]:
+    """What a saved model must carry to be used on new images."""
+    return {
+        "config": config.name,
+        "class_names": data.train.class_names,
+        "preprocessing": data.train.preprocessing,
+        "source": data.train.source,
+        "split": config.split,
+        "test_fraction": config.test_fraction,
+        "split_seed": config.split_seed,
+    }
+
+
+def train_model(
+    config: Config,
+    data: RunData,
+    *,
+    checkpoint: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    log: Log | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train the model the config describes on ``data.train``."""
+
+    def as_split(ds: Dataset | None) -> Split | None:
+        return Split(ds.X, ds.y) if ds is not None and len(ds) else None
+
+    train_split = as_split(data.train)
+    if train_split is None:
+        raise DataError("the training split is empty; use a larger dataset or a smaller test split")
+    trainer = Trainer(
+        config,
+        train_split,
+        test=as_split(data.test),
+        val=as_split(data.val),
+        n_classes=len(data.train.class_names),
+        meta=model_meta(config, data),
+        checkpoint=checkpoint,
+        progress=progress,
+        log=log,
+        on_epoch=on_epoch,
+    )
+    return trainer.run(resume=checkpoint if resume else None)
+
+
+def run_experiment(
+    config: Config,
+    source: DataSource,
+    out: Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log: Log | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    write_report: bool = True,
+) -> Path:
+    """Train, evaluate and write the run directory ``out``; return the report's path."""
+    log = log or (lambda message: None)
+    if config.study:
+        return run_study(config, source, out, progress=progress, log=log)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "checkpoint.npz"
+    if resume and not checkpoint.is_file():
+        raise ConfigError(f"nothing to resume in {out}: it has no checkpoint.npz")
+    data = prepare_data(config, source)
+    write_config(config, out / "config.toml")
+    write_json(out / "run.json", {
+        "source": source.__dict__,
+        "split": data.split_description,
+        "sizes": {k: len(v) if v is not None else 0
+                  for k, v in (("train", data.train), ("val", data.val), ("test", data.test))},
+        "class_names": data.train.class_names,
+    })
+    log(f"{config.name}: {len(data.train)} training samples; {data.split_description}")
+    started = time.perf_counter()
+    result = train_model(config, data, checkpoint=checkpoint, resume=resume, progress=progress,
+                         log=log, on_epoch=on_epoch)
+    seconds = time.perf_counter() - started
+    model = result.model
+    evaluation_ = finish_model(model, data, result, seconds)
+    model.save(str(out / "model.npz"))
+    write_metrics(out / "metrics.csv", result.history)
+    write_json(out / "evaluation.json", evaluation_)
+    write_results(out / "results.npz", model, data, result, evaluation_)
+    checkpoint.unlink(missing_ok=True)
+    log(f"test accuracy {evaluation_['accuracy']:.2%}" if data.test is not None else "trained")
+    if not write_report:
+        return out
+    from numeral.report import build_report
+
+    return build_report(out)
+
+
+def finish_model(
+    model: Network | Ensemble, data: RunData, result: TrainResult, seconds: float
+) -> dict[str, Any]:
+    """Evaluate on the test split and record the summary in the model's metadata."""
+    summary: dict[str, Any] = {"train_seconds": round(seconds, 1), "epochs": len(result.history)}
+    ev: dict[str, Any] = {}
+    if data.test is not None and len(data.test):
+        proba = model.predict_proba(data.test.X)
+        ev = evaluation(proba, data.test.y, data.test.class_names, data.test.names)
+        summary["test_accuracy"] = round(ev["accuracy"], 5)
+    train_pred = model.predict(data.train.X)
+    summary["train_accuracy"] = round(float(np.mean(train_pred == data.train.y)), 5)
+    members = model.members if isinstance(model, Ensemble) else [model]
+    for target in [model, *members]:
+        target.meta.update(summary)
+    return {**summary, "split": data.split_description, **ev}
+
+
+def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
+    """metrics.csv: the required columns first, then any others (val_loss, lr, member)."""
+    extra = sorted({k for row in history for k in row} - set(METRIC_COLUMNS))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[*METRIC_COLUMNS, *extra], restval="")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    atomic_write(path, lambda fh: fh.write(buffer.getvalue().encode()))
+
+
+def read_metrics(path: Path) -> list[dict[str, float]]:
+    with open(path, newline="") as fh:
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
+
+
+def write_json(path: Path, data: Any) -> None:
+    text = json.dumps(data, indent=1, default=str)
+    atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def write_results(
+    path: Path,
+    model: Network | Ensemble,
+    data: RunData,
+    result: TrainResult,
+    ev: dict[str, Any],
+) -> None:
+    """The arrays the figures are drawn from, so ``numeral report DIR`` can redraw them."""
+    arrays: dict[str, Any] = {f"snap.{k}": v for k, v in result.snapshots.items()}
+    arrays["train_y"] = data.train.y
+    wrong = [m["index"] for m in ev.get("misclassified", [])][:60]
+    if data.test is not None and wrong:
+        arrays["wrong_images"] = data.test.images[wrong]
+        arrays["wrong_true"] = data.test.y[wrong]
+        arrays["wrong_pred"] = np.array([m["predicted"] for m in ev["misclassified"][:60]])
+    write_npz(path, arrays)
+
+
+def run_study(config: Config, source: DataSource, out: Path, *, progress: bool, log: Log) -> Path:
+    """Train every variant of ``config.study`` into ``out/<variant>`` and compare them."""
+    base = {k: v for k, v in config.to_dict().items() if k != "study"}
+    runs = []
+    for name, overrides in config.study.items():
+        variant = from_dict({**base, **overrides, "name": f"{config.name}-{name}"},
+                            origin=f"study variant {name!r}")
+        log(f"--- study variant {name} ---")
+        run_experiment(variant, source, out / name, progress=progress, log=log)
+        runs.append(out / name)
+    write_config(config, out / "config.toml")
+    from numeral.report import build_comparison
+
+    return build_comparison(runs, out)
+
+
+def load_run_model(run: Path) -> Network | Ensemble:
+    return load_model(run / "model.npz")

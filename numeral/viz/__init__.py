@@ -1,0 +1,23 @@
+"""numeral.viz — the figures of a run (matplotlib, headless)."""
+
+from numeral.viz.figures import (
+    activation_histograms,
+    compare_curves,
+    confusion_heatmap,
+    first_layer_weights,
+    latent_features,
+    learning_curves,
+    misclassified_gallery,
+    regularization_study,
+)
+
+__all__ = [
+    "activation_histograms",
+    "compare_curves",
+    "confusion_heatmap",
+    "first_layer_weights",
+    "latent_features",
+    "learning_curves",
+    "misclassified_gallery",
+    "regularization_study",
+]

@@ -1,0 +1,195 @@
+"""The figures of a run, drawn with matplotlib (headless) and saved as PNG.
+
+Each function takes plain arrays (what ``results.npz``, ``metrics.csv`` and
+``evaluation.json`` hold) and a path, draws one figure and returns the path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+DPI = 110
+CLASS_COLOURS = plt.get_cmap("tab10")
+
+
+def _save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def learning_curves(history: Sequence[dict[str, float]], path: Path, title: str = "") -> Path:
+    """Loss (left) and error rate (right) per epoch, train against test (and validation)."""
+    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 3.8))
+    rows = [r for r in history if int(r.get("member", 0)) == 0]
+    epochs = [r["epoch"] for r in rows]
+    for split, style in (("train", "-"), ("val", ":"), ("test", "--")):
+        if rows and f"{split}_loss" in rows[0]:
+            ax_loss.plot(epochs, [r[f"{split}_loss"] for r in rows], style, label=split)
+            ax_err.plot(epochs, [100 * r[f"{split}_error"] for r in rows], style, label=split)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    ax_err.set(xlabel="epoch", ylabel="error (%)", title="classification error")
+    if any(r["train_loss"] > 0 for r in rows):
+        ax_loss.set_yscale("log")
+    for ax in (ax_loss, ax_err):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def latent_features(
+    snapshots: dict[str, np.ndarray], labels: np.ndarray, path: Path, class_names: Sequence[str]
+) -> Path | None:
+    """Every training sample's 2-D feature (the bottleneck, or a PCA of the last hidden
+    layer), coloured by class, one panel per recorded epoch."""
+    epochs = sorted(int(k.split("_")[1]) for k in snapshots if k.startswith("latent_"))
+    if not epochs:
+        return None
+    fig, axes = plt.subplots(1, len(epochs), figsize=(4 * len(epochs), 4), squeeze=False)
+    for ax, epoch in zip(axes[0], epochs, strict=True):
+        points = snapshots[f"latent_{epoch}"]
+        order = np.random.default_rng(0).permutation(len(points))  # no class drawn on top
+        ax.scatter(points[order, 0], points[order, 1], s=1.5, alpha=0.5, linewidths=0,
+                   c=[CLASS_COLOURS(int(c) % 10) for c in labels[order]])
+        ax.set(title=f"epoch {epoch}", xticks=[], yticks=[])
+    handles = [plt.Line2D([], [], marker="o", ls="", color=CLASS_COLOURS(i % 10), label=name)
+               for i, name in enumerate(class_names)]
+    fig.legend(handles=handles, loc="center right", title="class", markerscale=1.5)
+    fig.subplots_adjust(right=0.9)
+    return _save(fig, path)
+
+
+def activation_histograms(
+    snapshots: dict[str, np.ndarray], activation_names: Sequence[str], path: Path
+) -> Path | None:
+    """Distribution of each hidden layer's activations a = f(z) at the recorded epochs."""
+    layers = sorted({int(k.split("_")[1]) for k in snapshots if k.startswith("hist_")})
+    if not layers:
+        return None
+    fig, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers), 3.6), squeeze=False)
+    for ax, layer in zip(axes[0], layers, strict=True):
+        epochs = sorted(int(k.split("_")[2]) for k in snapshots if k.startswith(f"hist_{layer}_"))
+        for epoch in epochs:
+            counts = snapshots[f"hist_{layer}_{epoch}"]
+            edges = snapshots[f"edges_{layer}_{epoch}"]
+            share = counts / max(counts.sum(), 1)
+            ax.stairs(share, edges, label=f"epoch {epoch}", linewidth=1.5)
+        name = activation_names[layer] if layer < len(activation_names) else "?"
+        ax.set(title=f"hidden layer {layer + 1} ({name})", xlabel="activation a = f(z)",
+               ylabel="share of activations")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def confusion_heatmap(matrix: np.ndarray, class_names: Sequence[str], path: Path) -> Path:
+    """Counts C[true, predicted] as an annotated heat map; recall per class on the right."""
+    c = np.asarray(matrix)
+    k = len(c)
+    share = c / np.maximum(c.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.62 * k, 0.8 + 0.55 * k))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            if c[i, j]:
+                ax.text(j, i, str(c[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if share[i, j] > 0.5 else "black")
+    recall = np.diag(c) / np.maximum(c.sum(axis=1), 1)
+    ax.set_xticks(range(k), class_names)
+    ax.set_yticks(range(k), [f"{n}  ({r:.1%})" for n, r in zip(class_names, recall, strict=True)])
+    ax.set(xlabel="predicted class", ylabel="true class  (recall)",
+           title=f"confusion matrix — accuracy {np.trace(c) / max(c.sum(), 1):.2%}")
+    return _save(fig, path)
+
+
+def image_grid(
+    images: np.ndarray, titles: Sequence[str], path: Path, columns: int = 10, cmap: str = "gray"
+) -> Path | None:
+    """Small images in a grid with a caption each (misclassified samples, weights)."""
+    if len(images) == 0:
+        return None
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.05, rows * 1.25), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, title in zip(axes.ravel(), images, titles, strict=False):
+        limit = float(np.abs(image).max()) or 1.0
+        vmin, vmax = (-limit, limit) if cmap != "gray" else (0, 255)
+        ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax)
+        ax.set_title(title, fontsize=7)
+    return _save(fig, path)
+
+
+def misclassified_gallery(
+    images: np.ndarray, true: np.ndarray, pred: np.ndarray, names: Sequence[str], path: Path
+) -> Path | None:
+    titles = [f"true {names[t]} → {names[p]}" for t, p in zip(true, pred, strict=True)]
+    return image_grid(images, titles, path)
+
+
+def first_layer_weights(W: np.ndarray, path: Path, count: int = 40) -> Path | None:
+    """The incoming weights of the first hidden units, each shown as a 28x28 image
+    (red positive, blue negative): the patterns those units respond to."""
+    side = int(round(np.sqrt(W.shape[0])))
+    if side * side != W.shape[0]:
+        return None
+    norms = np.linalg.norm(W, axis=0)
+    units = np.argsort(norms)[::-1][:count]  # the units with the strongest input weights
+    images = W[:, units].T.reshape(-1, side, side)
+    return image_grid(images, [f"unit {u}" for u in units], path, cmap="RdBu_r")
+
+
+def compare_curves(runs: dict[str, Sequence[dict[str, float]]], path: Path) -> Path:
+    """Test error per epoch of several runs on one plot."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, history in runs.items():
+        rows = [r for r in history if int(r.get("member", 0)) == 0]
+        key = "test_error" if rows and "test_error" in rows[0] else "train_error"
+        ax.plot([r["epoch"] for r in rows], [100 * r[key] for r in rows], label=name)
+    ax.set(xlabel="epoch", ylabel="test error (%)", title="runs compared")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def regularization_study(studies: list[dict[str, Any]], path: Path) -> Path:
+    """Test accuracy and train/test gap against lambda (left) for L1 and L2, and the
+    distribution of |W| for each run (right): L1 piles weights at zero, L2 shrinks them."""
+    fig, (ax_acc, ax_w) = plt.subplots(1, 2, figsize=(11, 4))
+    baseline = [s for s in studies if not s["l1"] and not s["l2"]]
+    for penalty, colour in (("l1", "tab:red"), ("l2", "tab:blue")):
+        runs = sorted((s for s in studies if s[penalty]), key=lambda s: s[penalty])
+        if not runs:
+            continue
+        lam = [s[penalty] for s in runs]
+        ax_acc.plot(lam, [100 * s["test_accuracy"] for s in runs], "o-", color=colour,
+                    label=f"{penalty.upper()} test accuracy")
+        ax_acc.plot(lam, [100 * (s["train_accuracy"] - s["test_accuracy"]) for s in runs],
+                    "s--", color=colour, alpha=0.6, label=f"{penalty.upper()} train−test gap")
+    for s in baseline:
+        ax_acc.axhline(100 * s["test_accuracy"], color="grey", label="no penalty: test accuracy")
+        ax_acc.axhline(100 * (s["train_accuracy"] - s["test_accuracy"]), color="grey", ls="--",
+                       label="no penalty: gap")
+    ax_acc.set(xscale="log", xlabel="λ", ylabel="%", title="accuracy and over-fitting against λ")
+    ax_acc.grid(alpha=0.3)
+    ax_acc.legend(fontsize=7)
+    top = max(float(np.percentile(s["abs_weights"], 99.5)) for s in studies) or 1.0
+    bins = np.linspace(0, top, 60)
+    for s in studies:
+        ax_w.hist(s["abs_weights"], bins=bins, histtype="step", density=True, label=s["name"])
+    ax_w.set(yscale="log", xlabel="|W| (all weight matrices)", ylabel="density",
+             title="weight magnitudes")
+    ax_w.legend(fontsize=7)
+    return _save(fig, path)
