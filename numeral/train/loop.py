@@ -33,6 +33,7 @@ from numeral.train.config import Config
 from numeral.train.metrics import cross_entropy
 
 HIST_BINS = 40
+DIVERGED_VS_CHANCE = 4.0  # an epoch loss this many times log(classes) means divergence
 Log = Callable[[str], None]
 
 
@@ -194,7 +195,6 @@ class Trainer:
         n_batches = math.ceil(len(self.train.y) / c.batch_size)
         total_steps = c.epochs * n_batches
         step = (epoch - 1) * n_batches
-        last_good = self.history[-1]["train_loss"] if self.history else float("nan")
         bar = self._bar(n_batches, member, epoch)
         started = time.perf_counter()
         running = 0.0
@@ -207,11 +207,7 @@ class Trainer:
                 reduction=c.reduction, rng=drop_rng, with_penalty=False,
             )
             if not math.isfinite(loss):
-                raise DivergenceError(
-                    f"training diverged at epoch {epoch} (batch {i + 1}: loss {loss}); last good "
-                    f"epoch loss {last_good:.4g}; lower the learning rate, e.g. --set "
-                    f"lr={c.lr / 10:g}"
-                )
+                raise self.diverged(epoch, f"batch {i + 1} has loss {loss}")
             opt.step(net.flat, net.grad_flat, lr)
             step += 1
             running += loss / (len(yb) if c.reduction == "sum" else 1)
@@ -221,10 +217,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{running / (i + 1):.4f}", lr=f"{lr:.2g}")
         seconds = time.perf_counter() - started
         if not np.isfinite(net.flat).all():
-            raise DivergenceError(
-                f"training diverged at epoch {epoch} (weights became NaN/inf); last good epoch "
-                f"loss {last_good:.4g}; lower the learning rate, e.g. --set lr={c.lr / 10:g}"
-            )
+            raise self.diverged(epoch, "weights became NaN or infinite")
         row: dict[str, float] = {"epoch": epoch}
         for name, split in (("train", self.train), ("test", self.test), ("val", self.val)):
             if split is not None:
@@ -232,6 +225,10 @@ class Trainer:
                 row[f"{name}_loss"] = cross_entropy(proba, split.y)
                 row[f"{name}_error"] = float(np.mean(np.argmax(proba, 1) != split.y))
         row.update(seconds=round(seconds, 3), lr=lr, member=member)
+        chance = math.log(self.n_classes)  # the loss of a uniform guess
+        if row["train_loss"] > DIVERGED_VS_CHANCE * chance:
+            raise self.diverged(epoch, f"training loss {row['train_loss']:.4g} is far above "
+                                       f"the {chance:.3g} of a uniform guess")
         if bar is not None:
             bar.set_postfix(loss=f"{row['train_loss']:.4f}",
                             acc=f"{1 - row.get('test_error', row['train_error']):.2%}")
@@ -240,6 +237,16 @@ class Trainer:
         self.log(format_row(row))
         if member == 0 and epoch in self.snapshot_epochs:
             self.take_snapshot(net, epoch)
+
+    def diverged(self, epoch: int, what: str) -> DivergenceError:
+        """The error that stops a diverging run; the last good checkpoint stays on disk."""
+        last = [r["train_loss"] for r in self.history]
+        good = f"last good epoch loss {last[-1]:.4g}" if last else "no epoch finished"
+        lr = self.config.lr
+        return DivergenceError(
+            f"training diverged at epoch {epoch} ({what}); {good}; lower the learning rate, "
+            f"e.g. --set lr={lr / 10:g}"
+        )
 
     def _bar(self, total: int, member: int, epoch: int) -> Any:
         if not self.progress:

@@ -6,16 +6,15 @@ Each function takes plain arrays (what ``results.npz``, ``metrics.csv`` and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 
-import matplotlib
-
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import matplotlib.pyplot as plt
 
 DPI = 110
 CLASS_COLOURS = plt.get_cmap("tab10")
@@ -142,7 +141,7 @@ def misclassified_gallery(
 def first_layer_weights(W: np.ndarray, path: Path, count: int = 40) -> Path | None:
     """The incoming weights of the first hidden units, each shown as a 28x28 image
     (red positive, blue negative): the patterns those units respond to."""
-    side = int(round(np.sqrt(W.shape[0])))
+    side = round(np.sqrt(W.shape[0]))
     if side * side != W.shape[0]:
         return None
     norms = np.linalg.norm(W, axis=0)
@@ -151,7 +150,7 @@ def first_layer_weights(W: np.ndarray, path: Path, count: int = 40) -> Path | No
     return image_grid(images, [f"unit {u}" for u in units], path, cmap="RdBu_r")
 
 
-def compare_curves(runs: dict[str, Sequence[dict[str, float]]], path: Path) -> Path:
+def compare_curves(runs: Mapping[str, Sequence[dict[str, float]]], path: Path) -> Path:
     """Test error per epoch of several runs on one plot."""
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, history in runs.items():

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Project tasks that need nothing but Python 3.11+: they make ``.venv`` themselves.
+
+    python3 tasks.py report   # train the `best` preset on TibetanMNIST, write runs/best/report.html
+    python3 tasks.py test     # the whole test suite
+    python3 tasks.py lint     # ruff and mypy
+    python3 tasks.py bench    # the benchmarks (PyTorch comparison when torch is installed)
+
+Data: ``$NUMERAL_DATA`` if set, else ``../shared/data/tibetan-mnist/TibetanMNIST.zip``
+if present, else `numeral data download` fetches TibetanMNIST into the user cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / "python"
+SHARED_DATA = ROOT.parent / "shared" / "data" / "tibetan-mnist" / "TibetanMNIST.zip"
+
+
+def run(*command: str | Path, env: dict[str, str] | None = None) -> None:
+    print("+", " ".join(map(str, command)), flush=True)
+    result = subprocess.run([str(c) for c in command], cwd=ROOT, env=env)
+    if result.returncode:
+        sys.exit(result.returncode)
+
+
+def ensure_venv() -> None:
+    """Create .venv and install numeral with its development extras, once per pyproject."""
+    stamp = VENV / ".installed"
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.is_file() and stamp.read_text() == digest and PYTHON.exists():
+        return
+    if not PYTHON.exists():
+        print(f"creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+    stamp.write_text(digest)
+
+
+def data_env() -> dict[str, str]:
+    env = dict(os.environ)
+    if "NUMERAL_DATA" not in env and SHARED_DATA.is_file():
+        env["NUMERAL_DATA"] = str(SHARED_DATA)
+    return env
+
+
+def task_report(args: list[str]) -> None:
+    env = data_env()
+    if "NUMERAL_DATA" not in env:
+        run(BIN / "numeral", "data", "download", env=env)
+    run(BIN / "numeral", "train", "--config", "best", "--out", "runs/best", *args, env=env)
+
+
+def task_test(args: list[str]) -> None:
+    run(PYTHON, "-m", "pytest", *args, env=data_env())
+
+
+def task_lint(args: list[str]) -> None:
+    run(BIN / "ruff", "check", "numeral", "tests", "benchmarks", "tasks.py")
+    run(BIN / "mypy")
+
+
+def task_bench(args: list[str]) -> None:
+    env = data_env()
+    for script in ("bench_core.py", "bench_data.py"):
+        run(PYTHON, f"benchmarks/{script}", *args, env=env)
+
+
+TASKS = {"report": task_report, "test": task_test, "lint": task_lint, "bench": task_bench}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in TASKS:
+        print(f"usage: python3 tasks.py {{{','.join(TASKS)}}} [args...]", file=sys.stderr)
+        sys.exit(2)
+    ensure_venv()
+    TASKS[sys.argv[1]](sys.argv[2:])

@@ -1,0 +1,53 @@
+"""Shared fixtures. Real-data tests read the datasets from ../shared/data (or
+$NUMERAL_DATA); preprocessed arrays are cached in a per-session folder."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def tibetan_zip() -> Path:
+    path = Path(os.environ.get("NUMERAL_DATA", SHARED / "tibetan-mnist" / "TibetanMNIST.zip"))
+    if not path.exists():
+        pytest.skip(f"TibetanMNIST not found at {path}; set NUMERAL_DATA")
+    return path
+
+
+def mnist_dir() -> Path:
+    path = SHARED / "mnist"
+    if not path.exists():
+        pytest.skip(f"MNIST test set not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    if "NUMERAL_CACHE" not in os.environ:
+        os.environ["NUMERAL_CACHE"] = str(tmp_path_factory.mktemp("numeral-cache"))
+
+
+@pytest.fixture(scope="session")
+def tibetan_path() -> Path:
+    return tibetan_zip()
+
+
+@pytest.fixture(scope="session")
+def tibetan(tibetan_path: Path):  # type: ignore[no-untyped-def]
+    from numeral.data import load
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load(tibetan_path)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)

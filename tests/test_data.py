@@ -1,0 +1,215 @@
+"""numeral.data: every source format on real files, preprocessing, splits, bad input."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import time
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from numeral.data import (
+    DataError,
+    DataWarning,
+    load,
+    preprocess_image,
+    resolve_data_path,
+)
+from numeral.data.augment import Augmentation, Augmenter
+from numeral.data.splits import group_split, kfold, stratified_split
+from tests.conftest import mnist_dir
+
+COUNTS = {0: 1996, 1: 2134, 2: 1872, 3: 1816, 4: 1967, 5: 1350, 6: 1618, 7: 1302, 8: 1642,
+          9: 2071}
+
+
+def test_tibetan_zip_is_read_completely(tibetan) -> None:  # type: ignore[no-untyped-def]
+    assert tibetan.X.shape == (17768, 784) and tibetan.X.dtype == np.float32
+    assert tibetan.X.min() >= 0.0 and tibetan.X.max() == 1.0
+    assert tibetan.y.dtype == np.int64 and tibetan.images.shape == (17768, 28, 28)
+    assert tibetan.images.dtype == np.uint8
+    assert tibetan.class_counts() == COUNTS
+    # sheets 1..31 (the data README says 32; the published file names hold 31)
+    assert sorted(set(tibetan.groups.tolist())) == [-1, *range(1, 32)]
+    odd = np.flatnonzero(tibetan.groups < 0)
+    assert [Path(str(n)).name for n in tibetan.names[odd]] == ["6.jpg"]
+    assert tibetan.y[odd][0] == 6
+    np.testing.assert_allclose(tibetan.X[5].reshape(28, 28), tibetan.images[5] / 255.0, rtol=1e-6)
+
+
+def test_the_odd_file_is_named_in_one_warning_and_strict_mode_refuses(tibetan_path: Path,
+                                                                       tmp_path: Path) -> None:
+    sub = tmp_path / "TibetanMnist"
+    sub.mkdir()
+    with zipfile.ZipFile(tibetan_path) as zf:
+        names = [n for n in zf.namelist() if n.endswith(".jpg")]
+        for name in [*names[:40:4], "TibetanMnist/6.jpg"]:
+            (sub / Path(name).name).write_bytes(zf.read(name))
+    (sub / "notes.jpg").write_bytes(b"not an image at all")
+    (sub / "3_1_999.jpg").write_bytes(b"\xff\xd8\xff broken jpeg")
+    with pytest.warns(DataWarning) as caught:
+        ds = load(sub, cache=False)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "6.jpg" in message and "notes.jpg" in message and "3_1_999.jpg" in message
+    assert len(ds) == 11  # 10 regular files + 6.jpg; the corrupt and unlabelled are skipped
+    with pytest.raises(DataError, match=r"strict mode.*6\.jpg"):
+        load(sub, strict=True, cache=False)
+
+
+def test_the_cache_makes_the_second_load_fast(tibetan_path: Path, tibetan) -> None:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = load(tibetan_path)
+    assert time.perf_counter() - started < 1.0
+    np.testing.assert_array_equal(again.images, tibetan.images)
+    np.testing.assert_array_equal(again.groups, tibetan.groups)
+
+
+def test_github_archive_layout_keeps_only_the_numeral_folder(tibetan_path: Path,
+                                                             tmp_path: Path) -> None:
+    archive = tmp_path / "TibetanMNIST-master.zip"
+    with zipfile.ZipFile(tibetan_path) as src, zipfile.ZipFile(archive, "w") as dst:
+        names = [n for n in src.namelist() if n.endswith(".jpg")][::900]
+        for name in names:
+            dst.writestr(f"TibetanMNIST-master/Datasets/TibetanMnist/{Path(name).name}",
+                         src.read(name))
+        dst.writestr("TibetanMNIST-master/README.md", "# readme")
+        dst.writestr("TibetanMNIST-master/img/logo.jpg", src.read(names[0]))
+    ds = load(archive, cache=False)
+    assert len(ds) == len(names)
+    assert all("Datasets/TibetanMnist" in str(n) for n in ds.names)
+
+
+def test_the_same_function_preprocesses_training_data_and_a_user_image(
+    tibetan_path: Path, tibetan  # type: ignore[no-untyped-def]
+) -> None:
+    i = 1234
+    with zipfile.ZipFile(tibetan_path) as zf:
+        raw = zf.read(str(tibetan.names[i]))
+    np.testing.assert_array_equal(preprocess_image(raw), tibetan.images[i])
+    # the same numeral drawn dark on light paper, as a big RGB PNG, is recognised as the same
+    grey = np.asarray(Image.open(io.BytesIO(raw)).convert("L"))
+    paper = Image.fromarray(255 - grey).convert("RGB").resize((700, 700))
+    buffer = io.BytesIO()
+    paper.save(buffer, format="PNG")
+    inverted = preprocess_image(buffer.getvalue()).astype(float)
+    assert np.abs(inverted - tibetan.images[i]).mean() < 6.0
+
+
+def test_publishers_npz_and_separate_train_test_files(tibetan, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    np.savez(tmp_path / "TibetanMNIST.npz", image=tibetan.images[:300], label=tibetan.y[:300])
+    ds = load(tmp_path / "TibetanMNIST.npz")
+    np.testing.assert_array_equal(ds.images, tibetan.images[:300])
+    np.testing.assert_array_equal(ds.y, tibetan.y[:300])
+    assert (ds.groups == -1).all()
+    np.savez(tmp_path / "train.npz", image=tibetan.images[:200], label=tibetan.y[:200])
+    np.savez(tmp_path / "test.npz", image=tibetan.images[200:300], label=tibetan.y[200:300])
+    assert len(load(tmp_path / "train.npz")) == 200 and len(load(tmp_path / "test.npz")) == 100
+
+
+def test_real_mnist_idx_files() -> None:
+    folder = mnist_dir()
+    ds = load(folder / "t10k-images-idx3-ubyte.gz")
+    assert ds.X.shape == (10000, 784)
+    assert ds.class_counts() == {0: 980, 1: 1135, 2: 1032, 3: 1010, 4: 982, 5: 892, 6: 958,
+                                 7: 1028, 8: 974, 9: 1009}
+    with gzip.open(folder / "t10k-images-idx3-ubyte.gz") as fh:
+        raw = np.frombuffer(fh.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    np.testing.assert_array_equal(ds.images, raw)  # 28x28 already: pixels untouched
+    assert len(load(folder)) == 10000  # a folder of IDX files works too
+
+
+def test_a_folder_with_one_subfolder_per_class(tmp_path: Path) -> None:
+    for cls, colour in (("cat", (200, 30, 30)), ("dog", (20, 20, 20))):
+        (tmp_path / cls).mkdir()
+        for i, size in enumerate((40, 64, 300)):
+            img = Image.new("RGB", (size, size + 7), "white")
+            pixels = np.asarray(img).copy()
+            pixels[size // 4 : size // 2, size // 3 : size // 2] = colour
+            Image.fromarray(pixels).save(tmp_path / cls / f"{i}.{['png', 'jpg', 'bmp'][i]}")
+    ds = load(tmp_path, cache=False)
+    assert ds.class_names == ["cat", "dog"] and ds.class_counts() == {0: 3, 1: 3}
+    assert ds.images.shape == (6, 28, 28)
+    assert (ds.images[:, 14, 14] > 150).all()  # dark ink on white paper became white on black
+
+
+def test_bad_inputs_give_one_line_errors_naming_the_file(tmp_path: Path) -> None:
+    def error(path: Path) -> str:
+        with pytest.raises(DataError) as info:
+            load(path, cache=False)
+        message = str(info.value)
+        assert "\n" not in message
+        return message
+
+    assert "does not exist" in error(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    assert "holds no images" in error(tmp_path / "empty")
+    with zipfile.ZipFile(tmp_path / "text.zip", "w") as zf:
+        zf.writestr("readme.txt", "hello")
+    assert "text.zip holds no images" in error(tmp_path / "text.zip")
+    header = np.array([0x00000803, 5, 28, 28], ">u4").tobytes()
+    (tmp_path / "bad-images-idx3-ubyte").write_bytes(header + bytes(28 * 28 * 3))
+    (tmp_path / "bad-labels-idx1-ubyte").write_bytes(
+        np.array([0x00000801, 5], ">u4").tobytes() + bytes(5))
+    assert "truncated or corrupt" in error(tmp_path / "bad-images-idx3-ubyte")
+    np.savez(tmp_path / "keys.npz", pixels=np.zeros((2, 28, 28)))
+    assert "expected arrays 'image' and 'label'" in error(tmp_path / "keys.npz")
+    np.savez(tmp_path / "count.npz", image=np.zeros((3, 28, 28), np.uint8), label=np.zeros(2))
+    assert "3 images but 2 labels" in error(tmp_path / "count.npz")
+    (tmp_path / "data.csv").write_text("1,2,3")
+    assert "unknown dataset format" in error(tmp_path / "data.csv")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG garbage")
+    with pytest.raises(DataError, match=r"broken\.png is not a readable image"):
+        preprocess_image(tmp_path / "broken.png")
+
+
+def test_no_dataset_anywhere_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    monkeypatch.delenv("NUMERAL_DATA", raising=False)
+    monkeypatch.setenv("NUMERAL_CACHE", str(tmp_path))
+    with pytest.raises(DataError, match="numeral data download"):
+        resolve_data_path(None)
+
+
+def test_splits(tibetan) -> None:  # type: ignore[no-untyped-def]
+    y, groups = tibetan.y, tibetan.groups
+    train, test = stratified_split(y, 0.2, seed=0)
+    assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == len(y)
+    for label, count in COUNTS.items():
+        assert abs(np.sum(y[test] == label) - 0.2 * count) <= 1
+    assert np.array_equal(stratified_split(y, 0.2, seed=0)[1], test)
+    train, test = group_split(groups, 0.2, seed=0)
+    assert not set(groups[train]) & set(groups[test])
+    assert 0.1 < len(test) / len(y) < 0.3 and -1 in set(groups[train])
+    folds = kfold(y, k=5, seed=0)
+    held = np.sort(np.concatenate([t for _, t in folds]))
+    assert np.array_equal(held, np.arange(len(y)))
+    for tr, te in kfold(y, k=4, seed=0, groups=groups):
+        assert not set(groups[tr]) & set(groups[te])
+
+
+def test_augmentation_is_seeded_and_moves_the_numeral(tibetan) -> None:  # type: ignore[no-untyped-def]
+    X = tibetan.X[:64]
+    augment = Augmenter(Augmentation(elastic_alpha=1.5))
+    a = augment(X, np.random.default_rng(5))
+    b = augment(X, np.random.default_rng(5))
+    assert a.shape == X.shape and a.dtype == X.dtype and np.array_equal(a, b)
+    assert a.min() >= 0.0 and a.max() <= 1.0 + 1e-6
+    assert np.abs(a - X).mean() > 0.02
+    still = Augmenter(Augmentation(shift=0, rotate=0, scale=0, shear=0))
+    np.testing.assert_allclose(still(X, np.random.default_rng(0)), X, atol=1e-5)
+    right = Augmenter(Augmentation(shift=3, rotate=0, scale=0, shear=0))
+    moved = right(X, np.random.default_rng(1)).reshape(-1, 28, 28)
+    cols = np.arange(28)
+
+    def centre(images: np.ndarray) -> np.ndarray:
+        return (images.sum(axis=1) * cols).sum(axis=1) / images.sum(axis=(1, 2))
+
+    assert np.abs(centre(moved) - centre(X.reshape(-1, 28, 28))).max() > 0.5

@@ -1,0 +1,201 @@
+"""numeral.nn: the public API, numerics, initialisation, regularisation, bad input."""
+
+from __future__ import annotations
+
+import ast
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from numeral.nn import DivergenceError, InputError, Network, Optimizer, softmax
+from numeral.nn.losses import softmax_cross_entropy_
+
+NN_DIR = Path(__file__).resolve().parents[1] / "numeral" / "nn"
+
+
+def test_core_imports_only_numpy_and_the_standard_library() -> None:
+    allowed = set(sys.stdlib_module_names) | {"numpy", "numeral"}
+    offenders = []
+    for path in sorted(NN_DIR.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top not in allowed or (top == "numeral" and not name.startswith("numeral.nn")):
+                    offenders.append(f"{path.name}: import {name}")
+    assert offenders == []
+
+
+def test_public_api_shapes_and_probabilities(rng: np.random.Generator) -> None:
+    net = Network([784, 320, 160, 10], activation="sigmoid", init="xavier", seed=0,
+                  dtype="float64")
+    assert [p.shape for p in net.params] == [(784, 320), (320,), (320, 160), (160,),
+                                             (160, 10), (10,)]
+    X = rng.random((7, 784))
+    y = rng.integers(0, 10, 7)
+    loss, grads = net.loss_and_grads(X, y, l1=0.0, l2=0.0)
+    assert [g.shape for g in grads] == [p.shape for p in net.params]
+    P = net.predict_proba(X)
+    assert P.shape == (7, 10)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-12)
+    expected = -np.mean(np.log(P[np.arange(7), y]))
+    assert loss == pytest.approx(expected, rel=1e-10)
+
+
+def test_loss_includes_the_penalty_on_weights_only(rng: np.random.Generator) -> None:
+    net = Network([6, 5, 3], activation="tanh", init="xavier", seed=3, dtype="float64")
+    X, y = rng.normal(size=(4, 6)), rng.integers(0, 3, 4)
+    base, _ = net.loss_and_grads(X, y)
+    l1, l2 = 0.01, 0.1
+    total, _ = net.loss_and_grads(X, y, l1=l1, l2=l2)
+    W = net.weights
+    penalty = l1 * sum(np.abs(w).sum() for w in W) + l2 / 2 * sum((w**2).sum() for w in W)
+    assert total == pytest.approx(base + penalty, rel=1e-12)
+
+
+def test_default_dtype_is_float32_and_float64_on_request() -> None:
+    assert Network([4, 3, 2]).flat.dtype == np.float32
+    assert Network([4, 3, 2], dtype="float64").flat.dtype == np.float64
+
+
+def test_softmax_cross_entropy_is_stable_for_huge_logits() -> None:
+    logits = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any overflow / divide warning fails the test
+        p = softmax(logits)
+        loss = softmax_cross_entropy_(logits.copy(), np.array([1, 0]))
+    assert np.isfinite(p).all() and np.isfinite(loss)
+    np.testing.assert_allclose(p[0], [1.0, 0.0, 0.0])
+    # sample 0 puts all mass on the wrong class: loss 2e4; sample 1 is uniform: log 3
+    assert loss == pytest.approx((2e4 + np.log(3)) / 2)
+
+
+def test_same_seed_gives_bit_identical_weights_after_training(rng: np.random.Generator) -> None:
+    X, y = rng.random((300, 20)).astype(np.float32), rng.integers(0, 4, 300)
+
+    def train(seed: int) -> np.ndarray:
+        net = Network([20, 16, 4], activation="relu", init="he", seed=seed, dropout=0.3)
+        opt = Optimizer("adam", net.n_params, net.dtype, net.decay_mask)
+        drop = np.random.default_rng(seed)
+        for start in range(0, 300, 50):
+            net.compute_gradients_(X[start:start + 50], y[start:start + 50], rng=drop)
+            opt.step(net.flat, net.grad_flat, 1e-2)
+        return net.flat.copy()
+
+    assert np.array_equal(train(1), train(1))
+    assert not np.array_equal(train(1), train(2))
+
+
+def fit(net: Network, X: np.ndarray, y: np.ndarray, *, steps: int, lr: float,
+        optimizer: str = "adam", l1: float = 0.0, l2: float = 0.0) -> None:
+    opt = Optimizer(optimizer, net.n_params, net.dtype, net.decay_mask)
+    X, y = net.check_inputs(X, y)
+    for _ in range(steps):
+        net.compute_gradients_(X, y, l1=l1, l2=l2)
+        opt.step(net.flat, net.grad_flat, lr)
+
+
+def test_a_small_network_overfits_100_samples(tibetan) -> None:  # type: ignore[no-untyped-def]
+    pick = np.random.default_rng(1).choice(len(tibetan.y), 100, replace=False)
+    X, y = tibetan.X[pick], tibetan.y[pick]
+    assert len(set(y.tolist())) == 10
+    net = Network([784, 64, 10], activation="tanh", init="xavier", seed=0)
+    fit(net, X, y, steps=300, lr=3e-3)
+    assert np.mean(net.predict(X) == y) == 1.0
+
+
+def test_zero_initialisation_keeps_hidden_units_identical(rng: np.random.Generator) -> None:
+    X, y = rng.random((200, 30)), rng.integers(0, 5, 200)
+    net = Network([30, 12, 8, 5], activation="sigmoid", init="zeros", dtype="float64")
+    fit(net, X, y, steps=50, lr=0.5, optimizer="sgd")
+    for W, b in zip(net.weights[:-1], net.biases[:-1], strict=True):
+        assert np.ptp(W, axis=1).max() == 0.0  # every column (unit) the same
+        assert np.ptp(b) == 0.0
+    assert np.abs(net.weights[-1]).max() > 0  # ...although the network did change
+    randomly = Network([30, 12, 8, 5], activation="sigmoid", init="xavier", dtype="float64")
+    fit(randomly, X, y, steps=50, lr=0.5, optimizer="sgd")
+    assert np.ptp(randomly.weights[0], axis=1).max() > 0.01
+
+
+def test_l2_alone_decays_weights_geometrically_and_spares_biases() -> None:
+    """With no data gradient, SGD on (l2/2)|W|^2 gives W_t = (1 - lr l2)^t W_0."""
+    net = Network([5, 4, 3], init="xavier", seed=0, dtype="float64")
+    net.biases[0][...] = 0.7
+    W0 = [w.copy() for w in net.weights]
+    opt = Optimizer("sgd", net.n_params, net.dtype, net.decay_mask, weight_decay=0.1)
+    zero = np.zeros_like(net.flat)
+    for _ in range(10):
+        opt.step(net.flat, zero.copy(), 0.5)
+    for w, w0 in zip(net.weights, W0, strict=True):
+        np.testing.assert_allclose(w, (1 - 0.5 * 0.1) ** 10 * w0, rtol=1e-12)
+    assert np.all(net.biases[0] == 0.7)
+
+
+def test_l1_makes_weights_sparse_and_l2_shrinks_norms(tibetan) -> None:  # type: ignore[no-untyped-def]
+    pick = np.random.default_rng(2).choice(len(tibetan.y), 1000, replace=False)
+    X, y = tibetan.X[pick], tibetan.y[pick]
+    nets = {}
+    for name, (l1, l2) in {"none": (0, 0), "l1": (1e-3, 0), "l2": (0, 1e-2)}.items():
+        net = Network([784, 32, 10], activation="relu", init="he", seed=0)
+        fit(net, X, y, steps=150, lr=2e-3, l1=l1, l2=l2)
+        nets[name] = net
+
+    def small(net: Network) -> float:
+        return float(np.mean(np.abs(net.weights[0]) < 1e-3))
+
+    def norm(net: Network) -> float:
+        return float(np.linalg.norm(net.weights[0]))
+
+    assert small(nets["l1"]) > 0.5 > 5 * small(nets["none"])
+    assert norm(nets["l2"]) < 0.8 * norm(nets["none"])
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "message"),
+    [
+        (np.zeros((3, 5)), np.zeros(3, int), "expects (n, 4)"),
+        (np.full((3, 4), np.nan), np.zeros(3, int), "NaN or inf"),
+        (np.zeros((3, 4)), np.array([0, 1, 7]), "label 7 is out of range"),
+        (np.zeros((3, 4)), np.array([0, 1]), "one integer label per row"),
+        (np.zeros((3, 4)), np.array([0.5, 1, 1]), "integer class labels"),
+    ],
+)
+def test_bad_input_names_the_value_and_the_fix(X: np.ndarray, y: np.ndarray, message: str) -> None:
+    net = Network([4, 3, 2])
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        net.loss_and_grads(X, y)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"sizes": [4]}, "at least an input and an output"),
+        ({"sizes": [4, 0, 2]}, "width must be >= 1"),
+        ({"sizes": [4, 3, 2], "activation": "swish"}, "unknown activation 'swish'"),
+        ({"sizes": [4, 3, 2], "init": "orthogonal"}, "unknown init"),
+        ({"sizes": [4, 3, 2], "dtype": "float16"}, "dtype must be"),
+        ({"sizes": [4, 3, 2], "dropout": 1.0}, "dropout must be"),
+    ],
+)
+def test_bad_network_arguments(kwargs: dict, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        Network(**kwargs)
+
+
+def test_a_diverging_learning_rate_stops_with_the_epoch_and_last_good_loss(tibetan) -> None:  # type: ignore[no-untyped-def]
+    from numeral.train.config import Config
+    from numeral.train.loop import Split, Trainer
+
+    pick = np.random.default_rng(0).choice(len(tibetan.y), 2000, replace=False)
+    config = Config(hidden=[32], optimizer="sgd", lr=1e6, epochs=3, batch_size=500)
+    trainer = Trainer(config, Split(tibetan.X[pick], tibetan.y[pick]), progress=False)
+    with pytest.raises(DivergenceError, match=r"diverged at epoch \d+ .*lower the learning rate"):
+        trainer.run()

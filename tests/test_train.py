@@ -1,0 +1,208 @@
+"""Training runs end to end: configs, the run directory, report, resume, CLI, Classifier."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import numeral
+from numeral.cli import main
+from numeral.errors import ConfigError
+from numeral.nn import Network
+from numeral.train.config import load_config, presets
+from numeral.train.experiment import DataSource, run_experiment
+
+FAST = ["--epochs", "4", "--set", "hidden=[64]", "--set", "batch_size=256", "--quiet"]
+
+
+def test_every_preset_loads_and_validates() -> None:
+    names = presets()
+    assert {"seed", "seed-xavier", "latent2d", "best", "baseline", "regularization"} <= set(names)
+    for name in names:
+        load_config(name)
+    seed = load_config("seed")
+    assert (seed.hidden, seed.activation, seed.init) == ([320, 160], "sigmoid", "zeros")
+    assert (seed.batch_size, seed.shuffle, seed.reduction) == (100, False, "sum")
+    assert (seed.optimizer, seed.lr, seed.weight_decay) == ("sgd", 0.001, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["colour=1"], "unknown config key 'colour'"),
+        (["lr='fast'"], "'lr'.*must be float"),
+        (["l2=-0.1"], "'l2'.*must be >= 0"),
+        (["hidden=[64, 0]"], "'hidden'.*width >= 1"),
+        (["activation='swish'"], "'activation'.*must be one of"),
+        (["early_stopping=3"], "needs val_fraction"),
+        (["epochs"], "expected key=value"),
+    ],
+)
+def test_bad_configs_are_rejected_naming_the_key(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config("baseline", overrides)
+
+
+def test_a_bad_config_stops_the_command_before_any_work(capsys: pytest.CaptureFixture[str],
+                                                        tmp_path: Path) -> None:
+    assert main(["train", "--config", "baseline", "--set", "l1=-1", "--out",
+                 str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("numeral: error: config key 'l1'") and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory, tibetan_path: Path) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "baseline"
+    assert main(["train", "--config", "baseline", "--data", str(tibetan_path), *FAST,
+                 "--out", str(out)]) == 0
+    return out
+
+
+def test_train_writes_the_whole_run_directory(run_dir: Path) -> None:
+    for name in ("model.npz", "config.toml", "metrics.csv", "report.html", "evaluation.json"):
+        assert (run_dir / name).is_file(), name
+    assert not (run_dir / "checkpoint.npz").exists()
+    with open(run_dir / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0])[:6] == ["epoch", "train_loss", "train_error", "test_loss",
+                                 "test_error", "seconds"]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert float(rows[-1]["test_error"]) < 0.12  # 4 epochs of a small net: > 88 % already
+    config = load_config(str(run_dir / "config.toml"))
+    assert config.hidden == [64] and config.epochs == 4
+    figures = {p.name for p in (run_dir / "figures").glob("*.png")}
+    assert {"learning_curves.png", "latent_features.png", "activations.png",
+            "confusion_matrix.png", "misclassified.png", "first_layer_weights.png"} <= figures
+
+
+def test_the_report_is_self_contained(run_dir: Path) -> None:
+    html = (run_dir / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 6
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing fetched online
+    assert "test accuracy" in html and "stratified random" in html
+    (run_dir / "report.html").unlink()
+    assert main(["report", str(run_dir)]) == 0
+    assert (run_dir / "report.html").read_text().count("data:image/png;base64,") >= 6
+
+
+def test_load_model_reaches_the_reported_accuracy(run_dir: Path, tibetan) -> None:  # type: ignore[no-untyped-def]
+    from numeral.data import split
+
+    model = numeral.load_model(str(run_dir / "model.npz"))
+    _, test = split(tibetan.y, tibetan.groups, "random", 0.2, 0)
+    accuracy = float(np.mean(model.predict_proba(tibetan.X[test]).argmax(1) == tibetan.y[test]))
+    reported = json.loads((run_dir / "evaluation.json").read_text())["accuracy"]
+    assert accuracy == pytest.approx(reported, abs=1e-9)
+
+
+def test_evaluate_command(run_dir: Path, tibetan_path: Path,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", str(run_dir / "model.npz"), "--data", str(tibetan_path),
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 3552 and result["accuracy"] > 0.88  # 20 % of each class, rounded
+    assert len(result["per_class"]) == 10 and np.array(result["confusion_matrix"]).sum() == 3552
+    assert all(m["name"].endswith(".jpg") for m in result["misclassified"])
+    assert main(["evaluate", str(run_dir / "model.npz"), "--data", str(tibetan_path)]) == 0
+    text = capsys.readouterr().out
+    assert "accuracy" in text and "precision" in text and "misclassified" in text
+
+
+def test_predict_command_any_size_and_dark_on_light(run_dir: Path, tibetan_path: Path,
+                                                    tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    with zipfile.ZipFile(tibetan_path) as zf:
+        raw = zf.read("TibetanMnist/7_3_12.jpg")
+    (tmp_path / "seven.jpg").write_bytes(raw)
+    grey = np.asarray(Image.open(io.BytesIO(raw)).convert("L"))
+    Image.fromarray(255 - grey).convert("RGB").resize((123, 123)).save(tmp_path / "paper.png")
+    assert main(["predict", str(run_dir / "model.npz"), str(tmp_path / "seven.jpg"),
+                 str(tmp_path / "paper.png"), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["label"] for r in results] == [7, 7]
+    assert len(results[0]["top3"]) == 3 and sum(results[0]["probabilities"]) == pytest.approx(1)
+    assert main(["predict", str(run_dir / "model.npz"), str(tmp_path / "missing.png")]) == 2
+    assert "missing.png" in capsys.readouterr().err
+
+
+def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(tibetan_path: Path,
+                                                                  tmp_path: Path) -> None:
+    config = load_config("baseline", ["epochs=3", "hidden=[32]", "batch_size=512",
+                                      "dropout=0.2"])
+    source = DataSource(str(tibetan_path))
+    run_experiment(config, source, tmp_path / "whole", progress=False, write_report=False)
+
+    def interrupt(row: dict[str, float]) -> None:
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(config, source, tmp_path / "cut", progress=False, on_epoch=interrupt,
+                       write_report=False)
+    assert (tmp_path / "cut" / "checkpoint.npz").is_file()
+    assert not (tmp_path / "cut" / "model.npz").exists()
+    assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
+    whole = Network.load(str(tmp_path / "whole" / "model.npz"))
+    resumed = Network.load(str(tmp_path / "cut" / "model.npz"))
+    assert np.array_equal(whole.flat, resumed.flat)
+    with open(tmp_path / "cut" / "metrics.csv") as fh:
+        assert [r["epoch"] for r in csv.DictReader(fh)] == ["1", "2", "3"]
+
+
+def test_seed_preset_shows_the_symmetry_problem(tibetan_path: Path, tmp_path: Path) -> None:
+    assert main(["train", "--config", "seed", "--data", str(tibetan_path), "--epochs", "1",
+                 "--quiet", "--out", str(tmp_path / "seed")]) == 0
+    net = Network.load(str(tmp_path / "seed" / "model.npz"))
+    assert np.ptp(net.weights[0], axis=1).max() == 0.0
+    assert "identical incoming weights" in (tmp_path / "seed" / "report.html").read_text()
+
+
+def test_a_study_trains_every_variant_and_compares_them(tibetan_path: Path,
+                                                        tmp_path: Path) -> None:
+    study = tmp_path / "study.toml"
+    study.write_text('hidden = [24]\nepochs = 1\nbatch_size = 512\n'
+                     '[study.none]\n[study.l1]\nl1 = 1e-3\n[study.l2]\nl2 = 1e-2\n')
+    assert main(["train", "--config", str(study), "--data", str(tibetan_path), "--quiet",
+                 "--out", str(tmp_path / "s")]) == 0
+    for variant in ("none", "l1", "l2"):
+        assert (tmp_path / "s" / variant / "model.npz").is_file()
+    html = (tmp_path / "s" / "report.html").read_text()
+    assert "Regularisation against" in html and html.count("<tr>") >= 4
+    assert main(["compare", str(tmp_path / "s" / "none"), str(tmp_path / "s" / "l2"),
+                 "--out", str(tmp_path / "cmp")]) == 0
+    assert (tmp_path / "cmp" / "report.html").is_file()
+
+
+def test_classifier_estimator(tibetan) -> None:  # type: ignore[no-untyped-def]
+    pick = np.random.default_rng(0).permutation(len(tibetan.y))
+    train, test = pick[:4000], pick[4000:6000]
+    clf = numeral.Classifier(hidden=(64,), activation="relu", epochs=3, seed=1)
+    assert clf.fit(tibetan.X[train], tibetan.y[train], tibetan.X[test], tibetan.y[test]) is clf
+    assert [int(r["epoch"]) for r in clf.history_] == [1, 2, 3]
+    assert "val_loss" in clf.history_[0]
+    assert clf.score(tibetan.X[test], tibetan.y[test]) > 0.85
+    assert clf.predict_proba(tibetan.X[:5]).shape == (5, 10)
+    with pytest.raises(ConfigError, match="unknown config key 'colour'"):
+        numeral.Classifier(colour="red")
+    with pytest.raises(Exception, match="not fitted"):
+        numeral.Classifier().predict(tibetan.X[:2])
+
+
+def test_early_stopping_keeps_the_best_epoch(tibetan) -> None:  # type: ignore[no-untyped-def]
+    pick = np.random.default_rng(0).permutation(len(tibetan.y))[:3000]
+    clf = numeral.Classifier(hidden=(32,), epochs=40, lr=0.02, early_stopping=2,
+                             val_fraction=0.2)
+    clf.fit(tibetan.X[pick], tibetan.y[pick])
+    assert len(clf.history_) < 40
+    losses = [r["val_loss"] for r in clf.history_]
+    assert losses.index(min(losses)) == len(losses) - 3  # two epochs without improvement
