@@ -16,6 +16,7 @@ the ratios. Every timing is the median of several repeats.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import subprocess
@@ -28,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from numeral.nn import Network, Optimizer  # noqa: E402
+from numeral.nn import Network, Optimizer
 
 SIZES = [784, 512, 256, 10]
 BATCH = 128
@@ -50,7 +51,7 @@ def bare_matmuls(X: np.ndarray) -> Callable[[], None]:
     """The 8 matrix products of one step: 3 forward, 3 weight gradients, 2 deltas."""
     rng = np.random.default_rng(0)
     Ws = [(rng.normal(size=(a, b)) / np.sqrt(a)).astype(np.float32)
-          for a, b in zip(SIZES, SIZES[1:], strict=False)]
+          for a, b in itertools.pairwise(SIZES)]
     acts = [X] + [np.empty((BATCH, s), np.float32) for s in SIZES[1:]]
     grads = [np.empty_like(W) for W in Ws]
     deltas = [rng.normal(size=(BATCH, s)).astype(np.float32) for s in SIZES[1:]]
@@ -124,7 +125,7 @@ def measure(kind: str, repeats: int, epochs: int, threads: int) -> dict[str, flo
     if kind == "numeral":
         return {"step": median_seconds(numeral_step(X, y), repeats),
                 "epoch": median_seconds(numeral_epoch(X, y, order), epochs, 1)}
-    step, epoch, version = torch_fns(X, y, order, threads)
+    step, epoch, _ = torch_fns(X, y, order, threads)
     return {"step": median_seconds(step, repeats), "epoch": median_seconds(epoch, epochs, 1)}
 
 

@@ -2,12 +2,13 @@
 
 Each output pixel p (centred coordinates) samples the input at
 
-    src(p) = A (p + e(p)) + t,    A = R(theta) [[s_x, k], [0, s_y]]
+    src(p) = A p + t + e(p),    A = R(theta) [[s_x, k], [0, s_y]]
 
 with per-image rotation theta, scales s_x, s_y, shear k, shift t, and an
-elastic field e = alpha * G_sigma * U: uniform noise U smoothed by a Gaussian,
-applied as two small matrix products per image (G U G^T). The value is read by
-bilinear interpolation; pixels from outside the frame are black.
+elastic displacement field e = alpha * G U G^T: uniform noise U on a coarse grid
+(knots sigma apart) interpolated and smoothed by a Gaussian matrix G, two small
+matrix products per image. The value is read by bilinear interpolation; pixels
+from outside the frame are black. All scratch buffers are reused across batches.
 """
 
 from __future__ import annotations
@@ -35,9 +36,15 @@ class Augmentation:
 
 
 def _gaussian_matrix(size: int, sigma: float) -> np.ndarray:
-    """G with G[i, j] = exp(-(i - j)^2 / (2 sigma^2)), rows normalised to sum 1."""
+    """G (size, m) with G[i, j] = exp(-(i - c_j)^2 / (2 sigma^2)), rows normalised to sum 1,
+    for m = ceil(size / sigma) + 1 knots c_j spread evenly over the frame.
+
+    Smoothing noise U (m, m) drawn on that coarse grid as G U G^T gives the same kind of
+    smooth random field as smoothing per-pixel noise, from about sigma^2 times fewer
+    random numbers."""
+    knots = np.linspace(0, size - 1, int(np.ceil(size / max(sigma, 1e-3))) + 1)
     i = np.arange(size)
-    g = np.exp(-((i[:, None] - i[None, :]) ** 2) / (2.0 * sigma**2))
+    g = np.exp(-((i[:, None] - knots[None, :]) ** 2) / (2.0 * sigma**2))
     return (g / g.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -47,49 +54,91 @@ class Augmenter:
     def __init__(self, params: Augmentation | None = None) -> None:
         self.params = params or Augmentation()
         n = self.params.size
-        c = (n - 1) / 2.0
+        self.centre = (n - 1) / 2.0
         gy, gx = np.mgrid[0:n, 0:n].astype(np.float32)
-        self.gx, self.gy = (gx - c).reshape(-1), (gy - c).reshape(-1)  # centred grid
-        self.centre = c
+        # homogeneous centred output coordinates [x; y; 1], one column per pixel
+        self.grid = np.stack([(gx - self.centre).ravel(), (gy - self.centre).ravel(),
+                              np.ones(n * n, np.float32)])
         self.gauss = _gaussian_matrix(n, self.params.elastic_sigma)
+        self._scratch: dict[str, np.ndarray] = {}
+        self._scratch_n = -1
 
     def __call__(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """X (n, size*size) in [0, 1] -> distorted copy of the same shape and dtype."""
         p, n, size = self.params, len(X), self.params.size
-        f32 = np.float32
-
-        def uniform(r: float) -> np.ndarray:
-            return rng.uniform(-r, r, n).astype(f32)[:, None]
-
-        theta = np.deg2rad(uniform(p.rotate))
-        sx, sy = 1 + uniform(p.scale), 1 + uniform(p.scale)
-        k = uniform(p.shear)
+        r = rng.random((6, n), dtype=np.float32)
+        r *= 2.0
+        r -= 1.0  # six uniform numbers in [-1, 1] per image
+        theta = np.float32(np.deg2rad(p.rotate)) * r[0]
+        sx, sy, k = 1 + p.scale * r[1], 1 + p.scale * r[2], p.shear * r[3]
         cos, sin = np.cos(theta), np.sin(theta)
-        a11, a12, a21, a22 = cos * sx, cos * k * sx - sin * sy, sin * sx, sin * k * sx + cos * sy
-        gx = np.broadcast_to(self.gx, (n, size * size))
-        gy = np.broadcast_to(self.gy, (n, size * size))
+        A = np.empty((n, 2, 3), np.float32)  # src = A [x; y; 1]: rotation x shear x scale + shift
+        A[:, 0, 0], A[:, 0, 1] = cos * sx, cos * k * sx - sin * sy
+        A[:, 1, 0], A[:, 1, 1] = sin * sx, sin * k * sx + cos * sy
+        A[:, 0, 2] = self.centre + 1 + p.shift * r[4]  # +1: the padded frame below
+        A[:, 1, 2] = self.centre + 1 + p.shift * r[5]
+        coords = np.matmul(A, self.grid, out=self._buffers(n)["coords"])  # (n, 2, pixels)
         if p.elastic_alpha:
-            noise = rng.uniform(-1, 1, (2, n, size, size)).astype(f32)
-            field = self.gauss @ noise @ self.gauss.T  # G U G^T, smooth per image
+            m = self.gauss.shape[1]
+            noise = rng.random((n, 2, m, m), dtype=np.float32)
+            noise -= 0.5
+            field = self.gauss @ noise @ self.gauss.T  # G U G^T: a smooth field per image
             field *= p.elastic_alpha / max(float(np.abs(field).max()), 1e-6)
-            gx = gx + field[0].reshape(n, -1)
-            gy = gy + field[1].reshape(n, -1)
-        src_x = a11 * gx + a12 * gy + (self.centre + 1) + uniform(p.shift)  # +1: padded frame
-        src_y = a21 * gx + a22 * gy + (self.centre + 1) + uniform(p.shift)
-        return self._bilinear(X, src_x, src_y)
+            coords += field.reshape(n, 2, size * size)  # + e(p)
+        return self._bilinear(X, coords)
 
-    def _bilinear(self, X: np.ndarray, src_x: np.ndarray, src_y: np.ndarray) -> np.ndarray:
+    def _buffers(self, n: int) -> dict[str, np.ndarray]:
+        """Scratch arrays for a batch of n, reused: fresh ones would page-fault every batch."""
+        if self._scratch_n != n:
+            size, side = self.params.size, self.params.size + 2
+            pixels = size * size
+            self._scratch = {
+                "padded": np.zeros((n, side, side), np.float32),  # the border stays black
+                "coords": np.empty((n, 2, pixels), np.float32),
+                "corner": np.empty((n, 2, pixels), np.float32),
+                "base_f": np.empty((n, pixels), np.float32),
+                "base": np.empty((n, pixels), np.intp),
+                "right": np.empty((n, pixels), np.float32),
+                "bottom": np.empty((n, pixels), np.float32),
+                "offsets": (np.arange(n, dtype=np.float32) * (side * side))[:, None],
+            }
+            self._scratch_n = n
+        return self._scratch
+
+    def _bilinear(self, X: np.ndarray, coords: np.ndarray) -> np.ndarray:
+        """Sample each image at coords (n, 2, pixels) of its zero-padded frame, bilinearly:
+        out = lerp(lerp(I00, I01, fx), lerp(I10, I11, fx), fy). Returns a new array."""
         n, size = len(X), self.params.size
         side = size + 2  # one black pixel of padding on every side
-        padded = np.zeros((n, side, side), np.float32)
+        buf = self._buffers(n)
+        padded = buf["padded"]
         padded[:, 1:-1, 1:-1] = X.reshape(n, size, size)
-        np.clip(src_x, 0, side - 1.001, out=src_x)
-        np.clip(src_y, 0, side - 1.001, out=src_y)
-        x0, y0 = src_x.astype(np.int32), src_y.astype(np.int32)  # floor: coordinates >= 0
-        fx, fy = src_x - x0, src_y - y0
-        base = y0 * side + x0 + (np.arange(n, dtype=np.int32) * side * side)[:, None]
-        flat = padded.reshape(-1)
-        top = flat[base] * (1 - fx) + flat[base + 1] * fx
-        bottom = flat[base + side] * (1 - fx) + flat[base + side + 1] * fx
-        out = top * (1 - fy) + bottom * fy
-        return out.astype(X.dtype, copy=False)
+        np.clip(coords, 0, side - 1.001, out=coords)
+        corner = np.floor(coords, out=buf["corner"])
+        coords -= corner  # the fractional parts, float32 throughout
+        fx, fy = coords[:, 0], coords[:, 1]
+        # flat index of the top-left neighbour, y * side + x + image offset: exact in float32
+        # (below 2^24), then one cast to the native integers take() is fastest with
+        base_f = np.multiply(corner[:, 1], side, out=buf["base_f"])
+        base_f += corner[:, 0]
+        base_f += buf["offsets"]
+        base = buf["base"]
+        base[...] = base_f
+        flat = padded.reshape(-1)  # indices are in range by construction: mode="clip" skips checks
+        top = np.take(flat, base, mode="clip")  # the result: a fresh array
+        base += 1
+        right = np.take(flat, base, out=buf["right"], mode="clip")
+        right -= top
+        right *= fx
+        top += right  # lerp(I00, I01, fx)
+        base += side - 1
+        bottom = np.take(flat, base, out=buf["bottom"], mode="clip")
+        base += 1
+        right = np.take(flat, base, out=buf["right"], mode="clip")
+        right -= bottom
+        right *= fx
+        bottom += right  # lerp(I10, I11, fx)
+        bottom -= top
+        bottom *= fy
+        top += bottom  # lerp(top, bottom, fy)
+        return top.astype(X.dtype, copy=False)
