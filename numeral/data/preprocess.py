@@ -70,15 +70,19 @@ def open_image(source: Any, name: str = "image") -> Any:
         return image_mod.fromarray(arr)
     if isinstance(source, bytes | bytearray):
         source = io.BytesIO(source)
+    too_large = DataError(
+        f"{name} is too large (over {MAX_PIXELS // 1_000_000} megapixels); "
+        "resize it before recognising it"
+    )
     try:
-        return image_mod.open(source)
+        img = image_mod.open(source)
     except image_mod.DecompressionBombError:
-        raise DataError(
-            f"{name} is too large (over {MAX_PIXELS // 1_000_000} megapixels); "
-            "resize it before recognising it"
-        ) from None
+        raise too_large from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{name} is not a readable image ({exc})") from None
+    if img.width * img.height > MAX_PIXELS:  # Pillow itself only warns below 2x its limit
+        raise too_large
+    return img
 
 
 def preprocess_image(

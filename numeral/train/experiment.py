@@ -103,9 +103,25 @@ def prepare_data(config: Config, source: DataSource) -> RunData:
     return RunData(train, val, test, how)
 
 
+def class_exemplars(ds: Dataset) -> list[list[int]]:
+    """For each class, the training image closest to the class's mean image: a typical
+    numeral, shown beside predictions (e.g. the draw-a-numeral page's reference strip)."""
+    out: list[list[int]] = []
+    for label in range(len(ds.class_names)):
+        members = np.flatnonzero(ds.y == label)
+        if not len(members):
+            out.append([])
+            continue
+        X = ds.X[members]
+        nearest = members[np.argmin(((X - X.mean(axis=0)) ** 2).sum(axis=1))]
+        out.append(ds.images[nearest].reshape(-1).tolist())
+    return out
+
+
 def model_meta(config: Config, data: RunData) -> dict[str, Any]:
     """What a saved model must carry to be used on new images."""
     return {
+        "exemplars": class_exemplars(data.train),
         "config": config.name,
         "class_names": data.train.class_names,
         "preprocessing": data.train.preprocessing,

@@ -1,0 +1,227 @@
+"""The draw-a-numeral page and JSON API: test client, schema fuzzing, a real browser."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from PIL import Image
+
+from numeral.serve import create_app
+from numeral.serve.app import MAX_BODY_BYTES
+from numeral.train.config import load_config
+from numeral.train.experiment import DataSource, run_experiment
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory, tibetan_path: Path) -> Path:
+    out = tmp_path_factory.mktemp("serve") / "run"
+    config = load_config("baseline", ["epochs=6", "hidden=[256, 128]"])
+    run_experiment(config, DataSource(str(tibetan_path)), out, progress=False,
+                   write_report=False)
+    return out / "model.npz"
+
+
+@pytest.fixture(scope="module")
+def client(model_path: Path) -> TestClient:
+    return TestClient(create_app(model_path))
+
+
+def dataset_jpeg(tibetan_path: Path, label: int) -> bytes:
+    with zipfile.ZipFile(tibetan_path) as zf:
+        name = next(n for n in zf.namelist() if Path(n).name.startswith(f"{label}_5_"))
+        return zf.read(name)
+
+
+def png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_predict_accepts_every_documented_form(client: TestClient, tibetan_path: Path,
+                                               tibetan) -> None:  # type: ignore[no-untyped-def]
+    raw = dataset_jpeg(tibetan_path, 4)
+    answers = [
+        client.post("/api/predict", content=raw, headers={"content-type": "image/jpeg"}),
+        client.post("/api/predict", files={"file": ("four.jpg", raw, "image/jpeg")}),
+        client.post("/api/predict", json={"pixels": tibetan.images[
+            np.flatnonzero(tibetan.y == 4)[7]].tolist()}),
+    ]
+    for response in answers:
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["label"] == 4 and body["class"] == "4"
+        assert len(body["probabilities"]) == 10 and sum(body["probabilities"]) == pytest.approx(1)
+        assert np.array(body["input"]).shape == (28, 28)
+        assert body["model"]["architecture"] == [784, 256, 128, 10]
+
+
+def test_dark_on_light_photo_is_recognised(client: TestClient, tibetan_path: Path) -> None:
+    grey = np.asarray(Image.open(io.BytesIO(dataset_jpeg(tibetan_path, 2))).convert("L"))
+    paper = np.stack([255 - grey] * 3, axis=-1)  # black ink on white paper, RGB
+    response = client.post("/api/predict", content=png(paper),
+                           headers={"content-type": "image/png"})
+    assert response.status_code == 200 and response.json()["label"] == 2
+
+
+def test_health_model_and_schema(client: TestClient) -> None:
+    assert client.get("/api/health").json() == {"status": "ok"}
+    info = client.get("/api/model").json()
+    assert info["classes"] == [str(i) for i in range(10)] and info["test_accuracy"] > 0.9
+    assert len(info["reference"]) == 10 and all(len(r) == 784 for r in info["reference"])
+    schema = client.get("/openapi.json").json()
+    assert "/api/predict" in schema["paths"]
+    page = client.get("/")
+    assert page.status_code == 200 and "<canvas" in page.text
+    assert "http://" not in page.text and "https://" not in page.text  # works offline
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "message"),
+    [
+        ({"content": b"", "headers": {"content-type": "image/png"}}, 422, "empty request"),
+        ({"content": b"GIF89a junk", "headers": {"content-type": "image/png"}}, 422,
+         "not a readable image"),
+        ({"content": b"hello", "headers": {"content-type": "text/plain"}}, 415,
+         "unsupported content type"),
+        ({"json": {"pixels": [[0] * 28] * 28}}, 422, "blank"),
+        ({"json": {"pixels": [[0] * 27] * 28}}, 422, "28 rows of 28"),
+        ({"json": {"pixels": [[300] * 28] * 28}}, 422, "between 0 and 255"),
+        ({"json": {"pixels": [["a"] * 28] * 28}}, 422, "numbers only"),
+        ({"json": {"image": []}}, 422, "must be an object"),
+        ({"json": [1, 2]}, 422, "must be an object"),
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 422,
+         "not valid JSON"),
+        ({"files": {"other": ("a.txt", b"x", "text/plain")}}, 422, "no file"),
+        ({"content": b"x" * (MAX_BODY_BYTES + 1), "headers": {"content-type": "image/png"}},
+         413, "over the limit"),
+    ],
+)
+def test_bad_input_is_a_4xx_with_a_json_error(client: TestClient, kwargs: dict, status: int,
+                                              message: str) -> None:
+    response = client.post("/api/predict", **kwargs)
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
+
+
+def test_blank_canvas_and_huge_images_are_refused(client: TestClient) -> None:
+    blank = png(np.zeros((280, 280), np.uint8))
+    response = client.post("/api/predict", content=blank, headers={"content-type": "image/png"})
+    assert response.status_code == 422 and "blank" in response.json()["error"]
+    huge = Image.new("L", (7100, 7100))  # 50 megapixels, a small file once compressed
+    buffer = io.BytesIO()
+    huge.save(buffer, format="PNG")
+    assert len(buffer.getvalue()) < MAX_BODY_BYTES
+    response = client.post("/api/predict", content=buffer.getvalue(),
+                           headers={"content-type": "image/png"})
+    assert response.status_code == 422 and "too large" in response.json()["error"]
+
+
+def test_a_missing_or_corrupt_model_stops_the_server_at_start(tmp_path: Path) -> None:
+    (tmp_path / "bad.npz").write_bytes(b"garbage")
+    for path, message in ((tmp_path / "none.npz", "not found"),
+                          (tmp_path / "bad.npz", "not a readable numeral model")):
+        done = subprocess.run([sys.executable, "-m", "numeral.cli", "serve", str(path)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2
+        assert message in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("path", ["/api/predict", "/api/health", "/api/model"])
+def test_fuzzing_the_openapi_schema_never_gives_a_500(model_path: Path, path: str) -> None:
+    """Requests generated from the OpenAPI schema (schemathesis strategies, run by
+    Hypothesis directly: the schemathesis pytest plugin does not support pytest 9)."""
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(model_path))
+    operations = [op.ok() for op in schema.get_all_operations() if op.ok().path == path]
+    assert operations, f"{path} is not in the schema"
+    for operation in operations:
+
+        @settings(max_examples=40, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy())
+        def check(case) -> None:  # type: ignore[no-untyped-def]
+            response = case.call()
+            assert response.status_code < 500, (case.method, case.path, response.text)
+            if response.status_code >= 400:
+                assert "error" in response.json()
+
+        check()
+
+
+# ------------------------------------------------------------ a real browser
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(model_path: Path) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "numeral.cli", "serve", str(model_path),
+                                "--port", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{url}/api/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def chromium_path() -> str:
+    pytest.importorskip("playwright")
+    path = os.environ.get("NUMERAL_CHROMIUM") or shutil.which("chromium")
+    if not path:
+        pytest.skip("no chromium on PATH (apt-get install chromium); .ci/run installs it")
+    return path
+
+
+def test_drawing_a_numeral_in_a_real_browser(server: str, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1000, "height": 760})
+        page.goto(server)
+        page.wait_for_selector("#reference figure")  # the reference strip has loaded
+        box = page.locator("#pad").bounding_box()
+        assert box is not None
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        # the Tibetan zero (U+0F20) is a ring: draw it as one stroke of 48 mouse moves
+        page.mouse.move(cx + 80, cy)
+        page.mouse.down()
+        for i in range(1, 49):
+            angle = 2 * math.pi * i / 48
+            page.mouse.move(cx + 80 * math.cos(angle), cy + 95 * math.sin(angle))
+        page.mouse.up()
+        page.wait_for_function("document.querySelector('#label').dataset.label !== ''")
+        assert page.locator("#label").get_attribute("data-label") == "0"
+        assert page.locator("#top3 li").count() == 3
+        shot = Path(os.environ.get("NUMERAL_SCREENSHOT", tmp_path / "page.png"))
+        page.screenshot(path=str(shot), full_page=True)
+        page.click("#clear")
+        assert page.locator("#label").text_content() == "–"
+        browser.close()
