@@ -191,21 +191,18 @@ async def uploaded_file(request: Request, body: bytes) -> bytes:
 
 
 def image_from_bytes(data: bytes, recognizer: Recognizer) -> np.ndarray:
+    """Decode once, preprocess as in training; refuse images that hold no numeral."""
     from numeral.data.preprocess import open_image
 
     try:
-        image = open_image(data, "the uploaded file")
-        grey = np.asarray(image.convert("L"))
+        image28 = recognizer.image_to_input(open_image(data, "the uploaded file"))
     except DataError as exc:
         raise BadRequest(422, str(exc)) from None
     except Exception as exc:  # a truncated image fails while decoding, in varied ways
         raise BadRequest(422, f"the uploaded file is not a readable image ({exc})") from None
-    if grey.size == 0 or int(grey.max()) - int(grey.min()) < BLANK_RANGE:
+    if int(np.ptp(image28)) < BLANK_RANGE:  # a blank page stays blank after preprocessing
         raise BadRequest(422, "the image is blank: draw or upload a numeral")
-    try:
-        return recognizer.image_to_input(data, "the uploaded file")
-    except DataError as exc:
-        raise BadRequest(422, str(exc)) from None
+    return image28
 
 
 def pixels_from_json(body: bytes) -> np.ndarray:
