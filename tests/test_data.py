@@ -166,8 +166,9 @@ def test_bad_inputs_give_one_line_errors_naming_the_file(tmp_path: Path) -> None
     (tmp_path / "data.csv").write_text("1,2,3")
     assert "unknown dataset format" in error(tmp_path / "data.csv")
     (tmp_path / "broken.png").write_bytes(b"\x89PNG garbage")
-    with pytest.raises(DataError, match=r"broken\.png is not a readable image"):
+    with pytest.raises(DataError, match=r"broken\.png is not a readable image") as info:
         preprocess_image(tmp_path / "broken.png")
+    assert "0x" not in str(info.value)  # no object addresses from the decoder
 
 
 def test_no_dataset_anywhere_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch,

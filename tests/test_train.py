@@ -44,6 +44,7 @@ def test_every_preset_loads_and_validates() -> None:
         (["activation='swish'"], "'activation'.*must be one of"),
         (["early_stopping=3"], "needs val_fraction"),
         (["epochs"], "expected key=value"),
+        (["latent_layer=2"], "'latent_layer'.*must index one of the 2 hidden layers"),
     ],
 )
 def test_bad_configs_are_rejected_naming_the_key(overrides: list[str], message: str) -> None:
@@ -80,6 +81,9 @@ def test_train_writes_the_whole_run_directory(run_dir: Path) -> None:
     assert float(rows[-1]["test_error"]) < 0.12  # 4 epochs of a small net: > 88 % already
     config = load_config(str(run_dir / "config.toml"))
     assert config.hidden == [64] and config.epochs == 4
+    with np.load(run_dir / "results.npz") as results:
+        assert results["snap.latent_layer"].tolist() == [0, 64]  # 64 units: PCA to 2-D
+        assert results["snap.latent_4"].shape == (len(results["train_y"]), 2)
     figures = {p.name for p in (run_dir / "figures").glob("*.png")}
     assert {"learning_curves.png", "latent_features.png", "activations.png",
             "confusion_matrix.png", "misclassified.png", "first_layer_weights.png"} <= figures

@@ -78,6 +78,10 @@ def open_image(source: Any, name: str = "image") -> Any:
         img = image_mod.open(source)
     except image_mod.DecompressionBombError:
         raise too_large from None
+    except image_mod.UnidentifiedImageError:
+        raise DataError(
+            f"{name} is not a readable image (not PNG, JPEG, BMP, GIF, TIFF or WebP, or corrupt)"
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"{name} is not a readable image ({exc})") from None
     if img.width * img.height > MAX_PIXELS:  # Pillow itself only warns below 2x its limit

@@ -112,11 +112,11 @@ def build_report(run: Path) -> Path:
         f"Loss and error per epoch on the training and test data ({split}). A widening gap "
         "between train and test is over-fitting; a flat line at 90 % error is a network that "
         "does not learn.")
-    bottleneck = net.sizes[-2] == 2
+    layer, width = (int(v) for v in snaps.get("latent_layer", [len(net.sizes) - 3, 0]))
     add(viz.latent_features(snaps, results["train_y"], figs / "latent_features.png", class_names),
         "Latent features across epochs",
-        ("The 2-unit layer before the output" if bottleneck else
-         "The last hidden layer projected on its two principal components")
+        (f"The {width}-unit hidden layer {layer + 1}" if width <= 2 else
+         f"Hidden layer {layer + 1} ({width} units) projected on its two principal components")
         + " for every training sample, coloured by class: watch the classes pull apart into "
         "separate regions as training goes on.")
     add(viz.activation_histograms(snaps, net.activation_names, figs / "activations.png"),

@@ -66,6 +66,7 @@ class Config:
     seed: int = 0
     # what the report records
     snapshot_epochs: list[int] = field(default_factory=list)  # default: first, middle, last
+    latent_layer: int = -1  # hidden layer of the latent-feature figure (-1: the last one)
     # a study: several variants of this config, each a table of overrides
     study: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -170,6 +171,8 @@ def validate(c: Config, origin: str = "config") -> None:
     for key in ("batch_size", "epochs", "ensemble", "step_epochs"):
         if getattr(c, key) < 1:
             raise bad(key, "must be >= 1")
+    if not -len(c.hidden) <= c.latent_layer < len(c.hidden):
+        raise bad("latent_layer", f"must index one of the {len(c.hidden)} hidden layers")
     if c.early_stopping < 0:
         raise bad("early_stopping", "must be >= 0")
     if c.early_stopping and not c.val_fraction:

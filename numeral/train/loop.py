@@ -255,14 +255,17 @@ class Trainer:
         hidden = net.hidden_activations(self.train.X)
         if not hidden:
             return
-        last = hidden[-1].astype(np.float64)
-        if last.shape[1] == 2:
-            latent = last
-        else:  # project onto the top two principal components
-            centred = last - last.mean(axis=0)
-            _, _, vt = np.linalg.svd(centred[:: max(1, len(centred) // 4000)], full_matrices=False)
+        layer = self.config.latent_layer % len(hidden)
+        chosen = hidden[layer].astype(np.float64)
+        if chosen.shape[1] <= 2:
+            latent = chosen
+        else:  # project onto the top two principal components (of up to 4000 samples)
+            centred = chosen - chosen.mean(axis=0)
+            sample = centred[:: max(1, len(centred) // 4000)]
+            _, _, vt = np.linalg.svd(sample, full_matrices=False)
             latent = centred @ vt[:2].T
         self.snapshots[f"latent_{epoch}"] = latent.astype(np.float32)
+        self.snapshots["latent_layer"] = np.array([layer, chosen.shape[1]])
         for layer, (a, name) in enumerate(zip(hidden, net.activation_names, strict=True)):
             lo, hi = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}.get(
                 name, (float(a.min()), float(max(a.max(), a.min() + 1e-6)))

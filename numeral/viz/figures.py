@@ -53,7 +53,8 @@ def latent_features(
 ) -> Path | None:
     """Every training sample's 2-D feature (the bottleneck, or a PCA of the last hidden
     layer), coloured by class, one panel per recorded epoch."""
-    epochs = sorted(int(k.split("_")[1]) for k in snapshots if k.startswith("latent_"))
+    epochs = sorted(int(k.split("_")[1]) for k in snapshots
+                    if k.startswith("latent_") and k[7:].isdigit())
     if not epochs:
         return None
     fig, axes = plt.subplots(1, len(epochs), figsize=(4 * len(epochs), 4), squeeze=False)
