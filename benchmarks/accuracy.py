@@ -25,10 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numeral  # noqa: E402
-from numeral.data import load, resolve_data_path, split  # noqa: E402
-from numeral.train.config import load_config  # noqa: E402
-from numeral.train.experiment import DataSource, run_experiment  # noqa: E402
+import numeral
+from numeral.data import load, resolve_data_path, split
+from numeral.train.config import load_config
+from numeral.train.experiment import DataSource, run_experiment
 
 PRESETS = ["seed", "seed-xavier", "baseline", "latent2d", "best"]
 

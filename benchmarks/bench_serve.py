@@ -21,17 +21,18 @@ import argparse
 import asyncio
 import io
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from numeral.serve.local import local_server
 
 MAX_REQUESTS = 200_000
 
@@ -49,12 +50,6 @@ def canvas_png() -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def client(port: int, body: bytes, interval: float, stop: float,
@@ -106,16 +101,8 @@ def main() -> None:
                         help="seconds between one client's requests in the paced run")
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "numeral.cli", "serve", str(args.model),
-                               "--port", str(port)])
-    try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    with local_server(args.model) as url:
+        port = int(url.rsplit(":", 1)[1])
         asyncio.run(load(port, 4, 0.0, 1.0))  # warm up
         print(f"POST /api/predict, 280x280 PNG canvas, {args.clients} clients, "
               f"{os.cpu_count()} cores, one uvicorn process")
@@ -124,9 +111,6 @@ def main() -> None:
             pace = f"1 request / {interval:g} s each" if interval else "back to back"
             print(f"{name:>9} ({pace}): {r['rps']:.0f} req/s, p50 {r['p50']:.1f} ms, "
                   f"p99 {r['p99']:.1f} ms, {r['requests']} requests, {r['errors']} errors")
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 if __name__ == "__main__":

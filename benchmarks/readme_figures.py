@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from numeral.cli import main  # noqa: E402
+from numeral.cli import main
 
 RUNS = Path("runs/readme")
 DOCS = Path("docs/figures")

@@ -6,11 +6,8 @@ import io
 import math
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +21,7 @@ from PIL import Image
 
 from numeral.serve import create_app
 from numeral.serve.app import MAX_BODY_BYTES
+from numeral.serve.local import local_server
 from numeral.train.config import load_config
 from numeral.train.experiment import DataSource, run_experiment
 
@@ -165,29 +163,10 @@ def test_fuzzing_the_openapi_schema_never_gives_a_500(model_path: Path, path: st
 
 
 # ------------------------------------------------------------ a real browser
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(model_path: Path) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "numeral.cli", "serve", str(model_path),
-                                "--port", str(port)])
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{url}/api/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    with local_server(os.environ.get("NUMERAL_SCREENSHOT_MODEL", model_path)) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def chromium_path() -> str:

@@ -1,0 +1,45 @@
+"""Run ``numeral serve`` in a child process on a free port of 127.0.0.1 (tests, benchmarks)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from numeral.errors import NumeralError
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def local_server(model_path: str | Path, timeout: float = 30.0) -> Iterator[str]:
+    """Start the server for ``model_path``, wait until /api/health answers, yield its URL;
+    stop it on exit."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen([sys.executable, "-m", "numeral.cli", "serve", str(model_path),
+                                "--port", str(port)])
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/health", timeout=1)
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise NumeralError(f"numeral serve {model_path} did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
