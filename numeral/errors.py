@@ -7,7 +7,14 @@ showing a traceback. Messages name the file or value at fault and what to do.
 
 from numeral.nn.errors import DivergenceError, InputError, ModelFileError, NumeralError
 
-__all__ = ["DataError", "DivergenceError", "InputError", "ModelFileError", "NumeralError"]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "DivergenceError",
+    "InputError",
+    "ModelFileError",
+    "NumeralError",
+]
 
 
 class DataError(NumeralError):

@@ -161,7 +161,7 @@ def test_l1_makes_weights_sparse_and_l2_shrinks_norms(tibetan) -> None:  # type:
 @pytest.mark.parametrize(
     ("X", "y", "message"),
     [
-        (np.zeros((3, 5)), np.zeros(3, int), "expects (n, 4)"),
+        (np.zeros((3, 5)), np.zeros(3, int), "expected (n, 4)"),
         (np.full((3, 4), np.nan), np.zeros(3, int), "NaN or inf"),
         (np.zeros((3, 4)), np.array([0, 1, 7]), "label 7 is out of range"),
         (np.zeros((3, 4)), np.array([0, 1]), "one integer label per row"),

@@ -15,7 +15,7 @@ from PIL import Image
 
 import numeral
 from numeral.cli import main
-from numeral.errors import ConfigError
+from numeral.errors import ConfigError, InputError
 from numeral.nn import Network
 from numeral.train.config import load_config, presets
 from numeral.train.experiment import DataSource, run_experiment
@@ -200,6 +200,14 @@ def test_classifier_estimator(tibetan) -> None:  # type: ignore[no-untyped-def]
         numeral.Classifier(colour="red")
     with pytest.raises(Exception, match="not fitted"):
         numeral.Classifier().predict(tibetan.X[:2])
+    X = tibetan.X[:20].copy()
+    with pytest.raises(InputError, match="label -1 is out of range"):
+        numeral.Classifier(epochs=1).fit(X, np.full(20, -1))
+    X[3, 5] = np.nan
+    with pytest.raises(InputError, match="NaN or inf .first at row 3, column 5"):
+        numeral.Classifier(epochs=1).fit(X, tibetan.y[:20])
+    with pytest.raises(InputError, match=r"expected \(n, 784\)"):
+        clf.fit(tibetan.X[:20], tibetan.y[:20], tibetan.X[:5, :100], tibetan.y[:5])
 
 
 def test_early_stopping_keeps_the_best_epoch(tibetan) -> None:  # type: ignore[no-untyped-def]
@@ -210,3 +218,34 @@ def test_early_stopping_keeps_the_best_epoch(tibetan) -> None:  # type: ignore[n
     assert len(clf.history_) < 40
     losses = [r["val_loss"] for r in clf.history_]
     assert losses.index(min(losses)) == len(losses) - 3  # two epochs without improvement
+
+
+def test_standardisation_uses_training_statistics_and_travels_with_the_model(
+    tibetan, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    pick = np.random.default_rng(3).permutation(len(tibetan.y))[:2000]
+    X, y = tibetan.X[pick], tibetan.y[pick]
+    clf = numeral.Classifier(hidden=(16,), epochs=1, standardize=True).fit(X, y)
+    net = clf.model_
+    assert isinstance(net, Network) and net.input_mean is not None
+    np.testing.assert_allclose(net.input_mean, X.mean(axis=0), atol=1e-6)
+    clf.save(str(tmp_path / "m.npz"))
+    back = numeral.load_model(str(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(back.predict_proba(X[:50]), clf.predict_proba(X[:50]))
+
+
+def test_the_validation_split_comes_from_training_data_only(tibetan_path: Path) -> None:
+    from numeral.train.experiment import prepare_data
+
+    for how in ("random", "sheet"):
+        config = load_config("baseline", [f'split="{how}"', "val_fraction=0.1",
+                                          "early_stopping=3"])
+        data = prepare_data(config, DataSource(str(tibetan_path)))
+        assert data.val is not None and data.test is not None
+        train, val, test = (set(d.names.tolist()) for d in (data.train, data.val, data.test))
+        assert not train & val and not train & test and not val & test
+        assert len(train) + len(val) + len(test) == 17768
+        if how == "sheet":  # no writer on two sides
+            sheets = [set(d.groups[d.groups >= 0].tolist()) for d in (data.train, data.val,
+                                                                      data.test)]
+            assert not sheets[0] & sheets[1] and not sheets[0] & sheets[2]

@@ -210,8 +210,8 @@ def build_comparison(runs: Sequence[Path], out: Path) -> Path:
     if any(s["l1"] or s["l2"] for s in studies):
         figures.append(Figure(
             "Regularisation against λ",
-            "Left: test accuracy (solid) and the train−test accuracy gap (dashed) for L1 and L2 "
-            "penalties of growing strength λ; grey lines are the run without a penalty. A "
+            "Test accuracy (left) and the train−test accuracy gap (middle) for L1 and L2 "
+            "penalties of growing strength λ; the grey line is the run without a penalty. A "
             "penalty that helps closes the gap without costing test accuracy. Right: the "
             "distribution of weight magnitudes: L1 drives many weights to (nearly) zero, L2 "
             "shrinks them all towards zero without making them exactly zero.",

@@ -18,6 +18,7 @@ import numpy as np
 from numeral.data.splits import stratified_split
 from numeral.errors import InputError
 from numeral.nn import Ensemble, Network
+from numeral.nn.network import check_inputs
 from numeral.train.config import from_dict
 from numeral.train.loop import Split, Trainer
 
@@ -35,24 +36,21 @@ class Classifier:
         self.history_: list[dict[str, float]] = []
 
     def get_params(self) -> dict[str, Any]:
-        return {k: v for k, v in self.config.to_dict().items() if k not in ("study",)}
+        """Every setting, as scikit-learn's estimators report theirs."""
+        return {k: v for k, v in self.config.to_dict().items() if k != "study"}
 
     def fit(self, X: Any, y: Any, X_val: Any = None, y_val: Any = None) -> Classifier:
         """Train on (X, y). Validation data (X_val, y_val), or else ``val_fraction`` of (X, y),
         is tracked in ``history_`` and drives ``early_stopping`` when that is set."""
-        probe = Network([np.shape(X)[1] if np.ndim(X) == 2 else 1, 2], dtype=self.config.dtype)
-        X_arr, _ = probe.check_inputs(X)
-        y_arr = np.asarray(y)
-        if y_arr.ndim != 1 or len(y_arr) != len(X_arr):
-            raise InputError(f"y has shape {y_arr.shape}; expected ({len(X_arr)},)")
-        if not np.issubdtype(y_arr.dtype, np.integer) or (len(y_arr) and y_arr.min() < 0):
-            raise InputError("y must hold integer class labels 0..k-1")
+        X_arr, y_arr = check_inputs(X, y)  # float32 rows, int64 labels >= 0
+        if y_arr is None or not len(y_arr):
+            raise InputError("fit(X, y) needs at least one labelled sample")
         k = max(int(y_arr.max()) + 1, 2)
-        X_arr, y_arr = X_arr.astype(np.float32), y_arr.astype(np.int64)
         val = None
         if X_val is not None:
-            X_v, _ = probe.check_inputs(X_val)
-            val = Split(X_v.astype(np.float32), np.asarray(y_val, np.int64))
+            X_v, y_v = check_inputs(X_val, y_val, n_features=X_arr.shape[1], n_classes=k)
+            assert y_v is not None
+            val = Split(X_v, y_v)
         elif self.config.val_fraction:  # carve the validation split from the training data
             fit_idx, val_idx = stratified_split(y_arr, self.config.val_fraction, self.config.seed)
             val = Split(X_arr[val_idx], y_arr[val_idx])

@@ -41,7 +41,7 @@ from numeral.data import Dataset, load, resolve_data_path, split, stratified_spl
 from numeral.data.splits import group_split
 from numeral.errors import ConfigError, DataError
 from numeral.nn import Ensemble, Network
-from numeral.nn.serialize import atomic_write, load_model, write_npz
+from numeral.nn.serialize import atomic_write, write_npz
 from numeral.train.config import Config, from_dict, write_config
 from numeral.train.loop import Split, Trainer, TrainResult
 from numeral.train.metrics import evaluation
@@ -284,7 +284,3 @@ def run_study(config: Config, source: DataSource, out: Path, *, progress: bool, 
     from numeral.report import build_comparison
 
     return build_comparison(runs, out)
-
-
-def load_run_model(run: Path) -> Network | Ensemble:
-    return load_model(run / "model.npz")
