@@ -204,7 +204,7 @@ def test_classifier_estimator(tibetan) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InputError, match="label -1 is out of range"):
         numeral.Classifier(epochs=1).fit(X, np.full(20, -1))
     X[3, 5] = np.nan
-    with pytest.raises(InputError, match="NaN or inf .first at row 3, column 5"):
+    with pytest.raises(InputError, match=r"NaN or inf \(first at row 3, column 5\)"):
         numeral.Classifier(epochs=1).fit(X, tibetan.y[:20])
     with pytest.raises(InputError, match=r"expected \(n, 784\)"):
         clf.fit(tibetan.X[:20], tibetan.y[:20], tibetan.X[:5, :100], tibetan.y[:5])
