@@ -108,8 +108,10 @@ def build_report(run: Path) -> Path:
             figures.append(Figure(title, caption, path))
 
     split = info.get("split", "the test split")
+    which = ("" if not isinstance(model, Ensemble) else
+             f" of the first of the {len(model.members)} networks (figures below likewise)")
     add(viz.learning_curves(history, figs / "learning_curves.png"), "Learning curves",
-        f"Loss and error per epoch on the training and test data ({split}). A widening gap "
+        f"Loss and error per epoch{which} on the training and test data ({split}). A widening gap "
         "between train and test is over-fitting; a flat line at 90 % error is a network that "
         "does not learn.")
     layer, width = (int(v) for v in snaps.get("latent_layer", [len(net.sizes) - 3, 0]))
