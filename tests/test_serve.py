@@ -118,6 +118,7 @@ def test_bad_input_is_a_4xx_with_a_json_error(client: TestClient, kwargs: dict, 
     assert message in response.json()["error"]
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_blank_canvas_and_huge_images_are_refused(client: TestClient) -> None:
     blank = png(np.zeros((280, 280), np.uint8))
     response = client.post("/api/predict", content=blank, headers={"content-type": "image/png"})
