@@ -249,3 +249,29 @@ def test_the_validation_split_comes_from_training_data_only(tibetan_path: Path) 
             sheets = [set(d.groups[d.groups >= 0].tolist()) for d in (data.train, data.val,
                                                                       data.test)]
             assert not sheets[0] & sheets[1] and not sheets[0] & sheets[2]
+
+
+def test_ctrl_c_keeps_a_checkpoint_and_says_how_to_resume(tibetan_path: Path,
+                                                          tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "numeral.cli", "train", "--config", "baseline", "--data",
+               str(tibetan_path), "--epochs", "200", "--set", "hidden=[32]", "--quiet",
+               "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.npz").exists():  # written before the first epoch starts
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.1)
+    time.sleep(1.0)  # somewhere in the middle of training
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert f"numeral train --resume {out}" in err and "Traceback" not in err
+    assert (out / "checkpoint.npz").is_file() and not (out / "model.npz").exists()
+    assert main(["train", "--resume", str(out), "--epochs", "3", "--quiet"]) == 0
+    assert (out / "model.npz").is_file()
