@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="recognise numerals in image files")
     p.add_argument("model", type=Path)
-    p.add_argument("images", nargs="+", type=Path)
+    p.add_argument("images", nargs="+", type=Path, help="image files or folders of images")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("report", help="rebuild DIR/report.html from a finished run")
@@ -178,10 +178,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from numeral.data.sources import IMAGE_SUFFIXES
     from numeral.predict import Recognizer
 
     recognizer = Recognizer.from_file(args.model)
-    results = [recognizer.recognize_file(path) for path in args.images]
+    paths: list[Path] = []
+    for path in args.images:  # a folder stands for the images directly inside it
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise NumeralError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            paths += found
+        else:
+            paths.append(path)
+    results = [recognizer.recognize_file(path) for path in paths]
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=1))
         return 0

@@ -135,6 +135,8 @@ def test_predict_command_any_size_and_dark_on_light(run_dir: Path, tibetan_path:
     results = json.loads(capsys.readouterr().out)
     assert [r["label"] for r in results] == [7, 7]
     assert len(results[0]["top3"]) == 3 and sum(results[0]["probabilities"]) == pytest.approx(1)
+    assert main(["predict", str(run_dir / "model.npz"), str(tmp_path), "--json"]) == 0
+    assert [r["label"] for r in json.loads(capsys.readouterr().out)] == [7, 7]  # a folder
     assert main(["predict", str(run_dir / "model.npz"), str(tmp_path / "missing.png")]) == 2
     assert "missing.png" in capsys.readouterr().err
 
