@@ -6,9 +6,10 @@ Each output pixel p (centred coordinates) samples the input at
 
 with per-image rotation theta, scales s_x, s_y, shear k, shift t, and an
 elastic displacement field e = alpha * G U G^T: uniform noise U on a coarse grid
-(knots sigma apart) interpolated and smoothed by a Gaussian matrix G, two small
-matrix products per image. The value is read by bilinear interpolation; pixels
-from outside the frame are black. All scratch buffers are reused across batches.
+(knots sigma apart) interpolated and smoothed by a Gaussian matrix G; a bank of
+2048 such fields is drawn once, and each image takes one at random. The value is
+read by bilinear interpolation; pixels from outside the frame are black. All
+scratch buffers are reused across batches.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ def _gaussian_matrix(size: int, sigma: float) -> np.ndarray:
     return (g / g.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+ELASTIC_FIELDS = 2048  # smooth displacement fields drawn once per Augmenter (12.8 MB)
+ELASTIC_SEED = 2003  # they are the same for every run (Simard et al., 2003)
+
+
 class Augmenter:
     """Distorts batches of flattened images; the same rng state gives the same batch."""
 
@@ -60,12 +65,16 @@ class Augmenter:
         self.grid = np.stack([(gx - self.centre).ravel(), (gy - self.centre).ravel(),
                               np.ones(n * n, np.float32)])
         self.gauss = _gaussian_matrix(n, self.params.elastic_sigma)
+        self.fields = self._elastic_fields() if self.params.elastic_alpha else None
         self._scratch: dict[str, np.ndarray] = {}
         self._scratch_n = -1
 
-    def __call__(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """X (n, size*size) in [0, 1] -> distorted copy of the same shape and dtype."""
-        p, n, size = self.params, len(X), self.params.size
+    def __call__(
+        self, X: np.ndarray, rng: np.random.Generator, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """X (n, size*size) in [0, 1] -> distorted copy of the same shape, float32, written
+        into ``out`` when given (a reused buffer spares a fresh allocation per batch)."""
+        p, n = self.params, len(X)
         r = rng.random((6, n), dtype=np.float32)
         r *= 2.0
         r -= 1.0  # six uniform numbers in [-1, 1] per image
@@ -78,14 +87,24 @@ class Augmenter:
         A[:, 0, 2] = self.centre + 1 + p.shift * r[4]  # +1: the padded frame below
         A[:, 1, 2] = self.centre + 1 + p.shift * r[5]
         coords = np.matmul(A, self.grid, out=self._buffers(n)["coords"])  # (n, 2, pixels)
-        if p.elastic_alpha:
-            m = self.gauss.shape[1]
-            noise = rng.random((n, 2, m, m), dtype=np.float32)
-            noise -= 0.5
-            field = self.gauss @ noise @ self.gauss.T  # G U G^T: a smooth field per image
-            field *= p.elastic_alpha / max(float(np.abs(field).max()), 1e-6)
-            coords += field.reshape(n, 2, size * size)  # + e(p)
-        return self._bilinear(X, coords)
+        if self.fields is not None:  # + e(p): a random field from the bank
+            coords += self.fields[rng.integers(0, len(self.fields), n)]
+        return self._bilinear(X, coords, out)
+
+    def _elastic_fields(self) -> np.ndarray:
+        """ELASTIC_FIELDS smooth displacement fields (k, 2, pixels), e = G U G^T with U
+        uniform noise on the coarse grid, each scaled so its largest displacement is alpha.
+        Drawn once from a fixed seed: smoothing fresh noise for every image cost half as much
+        as the rest of the distortion, and one of 2048 fields at random, on top of each
+        image's own random affine map, varies the data just as well."""
+        m = self.gauss.shape[1]
+        noise = np.random.default_rng(ELASTIC_SEED).random((ELASTIC_FIELDS, 2, m, m),
+                                                          dtype=np.float32)
+        noise -= 0.5
+        field = self.gauss @ noise @ self.gauss.T
+        field *= self.params.elastic_alpha / np.maximum(
+            np.abs(field).max(axis=(1, 2, 3), keepdims=True), 1e-6)
+        return field.reshape(ELASTIC_FIELDS, 2, -1)
 
     def _buffers(self, n: int) -> dict[str, np.ndarray]:
         """Scratch arrays for a batch of n, reused: fresh ones would page-fault every batch."""
@@ -105,7 +124,9 @@ class Augmenter:
             self._scratch_n = n
         return self._scratch
 
-    def _bilinear(self, X: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    def _bilinear(
+        self, X: np.ndarray, coords: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Sample each image at coords (n, 2, pixels) of its zero-padded frame, bilinearly:
         out = lerp(lerp(I00, I01, fx), lerp(I10, I11, fx), fy). Returns a new array."""
         n, size = len(X), self.params.size
@@ -125,7 +146,7 @@ class Augmenter:
         base = buf["base"]
         base[...] = base_f
         flat = padded.reshape(-1)  # indices are in range by construction: mode="clip" skips checks
-        top = np.take(flat, base, mode="clip")  # the result: a fresh array
+        top = np.take(flat, base, mode="clip", out=out)  # the result
         base += 1
         right = np.take(flat, base, out=buf["right"], mode="clip")
         right -= top
@@ -141,4 +162,4 @@ class Augmenter:
         bottom -= top
         bottom *= fy
         top += bottom  # lerp(top, bottom, fy)
-        return top.astype(X.dtype, copy=False)
+        return top

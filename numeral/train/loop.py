@@ -172,10 +172,14 @@ class Trainer:
         background thread was measured no faster on 2 cores: BLAS already uses both.)"""
         X, y, size = self.train.X, self.train.y, self.config.batch_size
         order = epoch_rng.permutation(len(y)) if self.config.shuffle else np.arange(len(y))
+        distorted: dict[int, np.ndarray] = {}  # one reused buffer per batch size
         for start in range(0, len(y), size):
             idx = order[start : start + size]
             Xb = X[idx]
-            yield (self.augmenter(Xb, aug_rng) if self.augmenter else Xb), y[idx]
+            if self.augmenter is not None:  # each batch is used up before the next is made
+                out = distorted.setdefault(len(idx), np.empty(Xb.shape, np.float32))
+                Xb = self.augmenter(Xb, aug_rng, out=out)
+            yield Xb, y[idx]
 
     def run_epoch(self, net: Network, opt: Optimizer, member: int, epoch: int) -> None:
         c = self.config
