@@ -26,16 +26,17 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numeral
-from numeral.data import load, resolve_data_path, split
+from numeral.data import load, resolve_data_path
 from numeral.train.config import load_config
-from numeral.train.experiment import DataSource, run_experiment
+from numeral.train.experiment import DataSource, held_out, run_experiment
 
 PRESETS = ["seed", "seed-xavier", "baseline", "latent2d", "best"]
 
 
-def measured_accuracy(model_path: Path, data, how: str) -> float:  # type: ignore[no-untyped-def]
-    _, test = split(data.y, data.groups, how, 0.2, 0)
-    proba = numeral.load_model(str(model_path)).predict_proba(data.X[test])
+def measured_accuracy(model_path: Path, data) -> float:  # type: ignore[no-untyped-def]
+    model = numeral.load_model(str(model_path))
+    test = held_out(data, model.meta)  # the test split recorded in the model file
+    proba = model.predict_proba(data.X[test])
     return float(np.mean(proba.argmax(axis=1) == data.y[test]))
 
 
@@ -60,7 +61,7 @@ def main() -> None:
                 started = time.perf_counter()
                 run_experiment(config, DataSource(str(path)), out, progress=False)
                 seconds.append(time.perf_counter() - started)
-                accuracies.append(measured_accuracy(out / "model.npz", data, how))
+                accuracies.append(measured_accuracy(out / "model.npz", data))
                 print(f"{preset} {how} seed {seed}: {accuracies[-1]:.2%} "
                       f"in {seconds[-1]:.0f} s", flush=True)
             mean = statistics.mean(accuracies)

@@ -134,7 +134,8 @@ def _log_above_bar(message: str) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from numeral import load_model
-    from numeral.data import load, resolve_data_path, split
+    from numeral.data import load, resolve_data_path
+    from numeral.train.experiment import held_out
     from numeral.train.metrics import evaluation
 
     model = load_model(str(args.model))
@@ -148,9 +149,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if how == "all":
             ds, where = full, f"all of {full.source}"
         else:
-            _, test_idx = split(full.y, full.groups, how, meta.get("test_fraction", 0.2),
-                                meta.get("split_seed", 0))
-            ds, where = full.subset(test_idx), f"{how} test split of {full.source}"
+            ds, where = full.subset(held_out(full, meta, how)), f"{how} test split of {full.source}"
     if len(ds.class_names) > model.n_classes:
         raise NumeralError(f"{where} has {len(ds.class_names)} classes but the model knows "
                            f"{model.n_classes}")

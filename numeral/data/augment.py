@@ -128,7 +128,7 @@ class Augmenter:
         self, X: np.ndarray, coords: np.ndarray, out: np.ndarray | None = None
     ) -> np.ndarray:
         """Sample each image at coords (n, 2, pixels) of its zero-padded frame, bilinearly:
-        out = lerp(lerp(I00, I01, fx), lerp(I10, I11, fx), fy). Returns a new array."""
+        out = lerp(lerp(I00, I01, fx), lerp(I10, I11, fx), fy), in ``out`` or a new array."""
         n, size = len(X), self.params.size
         side = size + 2  # one black pixel of padding on every side
         buf = self._buffers(n)

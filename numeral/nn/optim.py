@@ -26,7 +26,7 @@ import numpy as np
 from numeral.nn.errors import InputError
 
 OPTIMISERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
-# Elements per block of the Adam update (128 KiB of float32): the twelve passes over a
+# Elements per block of the Adam update (128 KiB of float32): the ten passes over a
 # block then stay in the L2 cache. The update is memory-bound; measured in the training
 # loop, 32K blocks beat 8K-1M blocks and splitting it over two threads gained only ~3 %.
 _BLOCK = 32768

@@ -58,11 +58,6 @@ class DataSource:
     train: str | None = None
     test: str | None = None
 
-    def describe(self) -> str:
-        if self.train:
-            return f"train {self.train}" + (f", test {self.test}" if self.test else "")
-        return str(self.data)
-
 
 @dataclass
 class RunData:
@@ -116,6 +111,14 @@ def class_exemplars(ds: Dataset) -> list[list[int]]:
         nearest = members[np.argmin(((X - X.mean(axis=0)) ** 2).sum(axis=1))]
         out.append(ds.images[nearest].reshape(-1).tolist())
     return out
+
+
+def held_out(ds: Dataset, meta: dict[str, Any], how: str | None = None) -> np.ndarray:
+    """Indices of the test split a model was trained beside: the split its metadata records
+    (``split``, ``test_fraction``, ``split_seed``), or the split called ``how``."""
+    _, test = split(ds.y, ds.groups, how or meta.get("split", "random"),
+                    meta.get("test_fraction", 0.2), meta.get("split_seed", 0))
+    return test
 
 
 def model_meta(config: Config, data: RunData) -> dict[str, Any]:
