@@ -7,9 +7,12 @@ Each output pixel p (centred coordinates) samples the input at
 with per-image rotation theta, scales s_x, s_y, shear k, shift t, and an
 elastic displacement field e = alpha * G U G^T: uniform noise U on a coarse grid
 (knots sigma apart) interpolated and smoothed by a Gaussian matrix G; a bank of
-2048 such fields is drawn once, and each image takes one at random. The value is
-read by bilinear interpolation; pixels from outside the frame are black. All
-scratch buffers are reused across batches.
+2048 such fields is drawn once, and a batch of n takes n consecutive ones from a
+random start (the fields are independent draws, so any n of them are as random as
+n picked one by one, and a slice costs no gather). The value is read by bilinear
+interpolation; pixels from outside the frame are black. Every array is laid out
+(axis, image, pixel) so each step runs over contiguous memory, and all scratch
+buffers are reused across batches.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def _gaussian_matrix(size: int, sigma: float) -> np.ndarray:
 
 ELASTIC_FIELDS = 2048  # smooth displacement fields drawn once per Augmenter (12.8 MB)
 ELASTIC_SEED = 2003  # they are the same for every run (Simard et al., 2003)
+MAX_BATCH = 8192  # images distorted at once: their flat pixel indices (< n * 30^2) stay below 2^24
 
 
 class Augmenter:
@@ -75,28 +79,40 @@ class Augmenter:
         """X (n, size*size) in [0, 1] -> distorted copy of the same shape, float32, written
         into ``out`` when given (a reused buffer spares a fresh allocation per batch)."""
         p, n = self.params, len(X)
+        if n > MAX_BATCH:  # in slices, so that flat indices stay exact in float32
+            out = np.empty(X.shape, np.float32) if out is None else out
+            for start in range(0, n, MAX_BATCH):
+                self(X[start : start + MAX_BATCH], rng, out=out[start : start + MAX_BATCH])
+            return out
         r = rng.random((6, n), dtype=np.float32)
         r *= 2.0
         r -= 1.0  # six uniform numbers in [-1, 1] per image
         theta = np.float32(np.deg2rad(p.rotate)) * r[0]
         sx, sy, k = 1 + p.scale * r[1], 1 + p.scale * r[2], p.shear * r[3]
         cos, sin = np.cos(theta), np.sin(theta)
-        A = np.empty((n, 2, 3), np.float32)  # src = A [x; y; 1]: rotation x shear x scale + shift
-        A[:, 0, 0], A[:, 0, 1] = cos * sx, cos * k * sx - sin * sy
-        A[:, 1, 0], A[:, 1, 1] = sin * sx, sin * k * sx + cos * sy
-        A[:, 0, 2] = self.centre + 1 + p.shift * r[4]  # +1: the padded frame below
-        A[:, 1, 2] = self.centre + 1 + p.shift * r[5]
-        coords = np.matmul(A, self.grid, out=self._buffers(n)["coords"])  # (n, 2, pixels)
-        if self.fields is not None:  # + e(p): a random field from the bank
-            coords += self.fields[rng.integers(0, len(self.fields), n)]
+        # src = A [x; y; 1] (rotation x shear x scale + shift), stored as A[axis, image, :] so
+        # that every array below is laid out (axis, image, pixel) and each axis is contiguous
+        A = np.empty((2, n, 3), np.float32)
+        A[0, :, 0], A[0, :, 1] = cos * sx, cos * k * sx - sin * sy
+        A[1, :, 0], A[1, :, 1] = sin * sx, sin * k * sx + cos * sy
+        A[0, :, 2] = self.centre + 1 + p.shift * r[4]  # +1: the padded frame below
+        A[1, :, 2] = self.centre + 1 + p.shift * r[5]
+        coords = np.matmul(A, self.grid, out=self._buffers(n)["coords"])  # (2, n, pixels)
+        if self.fields is not None:  # + e(p): n consecutive fields of the bank, random start
+            bank = self.fields.shape[1]
+            if n <= bank:
+                start = int(rng.integers(0, bank - n + 1))
+                coords += self.fields[:, start : start + n]
+            else:
+                coords += self.fields[:, rng.integers(0, bank, n)]
         return self._bilinear(X, coords, out)
 
     def _elastic_fields(self) -> np.ndarray:
-        """ELASTIC_FIELDS smooth displacement fields (k, 2, pixels), e = G U G^T with U
+        """ELASTIC_FIELDS smooth displacement fields (2, k, pixels), e = G U G^T with U
         uniform noise on the coarse grid, each scaled so its largest displacement is alpha.
         Drawn once from a fixed seed: smoothing fresh noise for every image cost half as much
-        as the rest of the distortion, and one of 2048 fields at random, on top of each
-        image's own random affine map, varies the data just as well."""
+        as the rest of the distortion, and one of 2048 fields, on top of each image's own
+        random affine map, varies the data just as well."""
         m = self.gauss.shape[1]
         noise = np.random.default_rng(ELASTIC_SEED).random((ELASTIC_FIELDS, 2, m, m),
                                                           dtype=np.float32)
@@ -104,7 +120,7 @@ class Augmenter:
         field = self.gauss @ noise @ self.gauss.T
         field *= self.params.elastic_alpha / np.maximum(
             np.abs(field).max(axis=(1, 2, 3), keepdims=True), 1e-6)
-        return field.reshape(ELASTIC_FIELDS, 2, -1)
+        return np.ascontiguousarray(field.reshape(ELASTIC_FIELDS, 2, -1).transpose(1, 0, 2))
 
     def _buffers(self, n: int) -> dict[str, np.ndarray]:
         """Scratch arrays for a batch of n, reused: fresh ones would page-fault every batch."""
@@ -113,13 +129,16 @@ class Augmenter:
             pixels = size * size
             self._scratch = {
                 "padded": np.zeros((n, side, side), np.float32),  # the border stays black
-                "coords": np.empty((n, 2, pixels), np.float32),
-                "corner": np.empty((n, 2, pixels), np.float32),
+                "coords": np.empty((2, n, pixels), np.float32),
+                # rows x, y of each sample's top-left neighbour, and (constant) its image's
+                # offset in the flat padded batch
+                "corner": np.repeat(np.arange(3 * n, dtype=np.float32) % n * side**2,
+                                    pixels).reshape(3, n, pixels),
+                "index_weights": np.array([1, side, 1], np.float32),
                 "base_f": np.empty((n, pixels), np.float32),
                 "base": np.empty((n, pixels), np.intp),
                 "right": np.empty((n, pixels), np.float32),
                 "bottom": np.empty((n, pixels), np.float32),
-                "offsets": (np.arange(n, dtype=np.float32) * (side * side))[:, None],
             }
             self._scratch_n = n
         return self._scratch
@@ -127,7 +146,7 @@ class Augmenter:
     def _bilinear(
         self, X: np.ndarray, coords: np.ndarray, out: np.ndarray | None = None
     ) -> np.ndarray:
-        """Sample each image at coords (n, 2, pixels) of its zero-padded frame, bilinearly:
+        """Sample each image at coords (2, n, pixels) of its zero-padded frame, bilinearly:
         out = lerp(lerp(I00, I01, fx), lerp(I10, I11, fx), fy), in ``out`` or a new array."""
         n, size = len(X), self.params.size
         side = size + 2  # one black pixel of padding on every side
@@ -135,27 +154,28 @@ class Augmenter:
         padded = buf["padded"]
         padded[:, 1:-1, 1:-1] = X.reshape(n, size, size)
         np.clip(coords, 0, side - 1.001, out=coords)
-        corner = np.floor(coords, out=buf["corner"])
-        coords -= corner  # the fractional parts, float32 throughout
-        fx, fy = coords[:, 0], coords[:, 1]
-        # flat index of the top-left neighbour, y * side + x + image offset: exact in float32
-        # (below 2^24), then one cast to the native integers take() is fastest with
-        base_f = np.multiply(corner[:, 1], side, out=buf["base_f"])
-        base_f += corner[:, 0]
-        base_f += buf["offsets"]
+        corner = buf["corner"]
+        np.floor(coords, out=corner[:2])
+        coords -= corner[:2]  # the fractional parts, float32 throughout
+        fx, fy = coords
+        # flat index of the top-left neighbour, x + side * y + image offset, as one product
+        # [1, side, 1] @ corner (exact in float32: below 2^24), then one cast to the native
+        # integers take() is fastest with
+        base_f = buf["base_f"]
+        np.matmul(buf["index_weights"], corner.reshape(3, -1), out=base_f.reshape(-1))
         base = buf["base"]
         base[...] = base_f
-        flat = padded.reshape(-1)  # indices are in range by construction: mode="clip" skips checks
-        top = np.take(flat, base, mode="clip", out=out)  # the result
-        base += 1
-        right = np.take(flat, base, out=buf["right"], mode="clip")
+        # the four neighbours: one index into the image shifted by 0, 1, side and side + 1
+        # pixels (views, no copies). Indices are in range by construction, where mode="wrap"
+        # is the identity and take()'s fastest loop
+        flat = padded.reshape(-1)
+        top = np.take(flat, base, mode="wrap", out=out)  # the result
+        right = np.take(flat[1:], base, out=buf["right"], mode="wrap")
         right -= top
         right *= fx
         top += right  # lerp(I00, I01, fx)
-        base += side - 1
-        bottom = np.take(flat, base, out=buf["bottom"], mode="clip")
-        base += 1
-        right = np.take(flat, base, out=buf["right"], mode="clip")
+        bottom = np.take(flat[side:], base, out=buf["bottom"], mode="wrap")
+        right = np.take(flat[side + 1:], base, out=buf["right"], mode="wrap")
         right -= bottom
         right *= fx
         bottom += right  # lerp(I10, I11, fx)
