@@ -24,9 +24,7 @@ class Recognizer:
 
     def __init__(self, model: Network | Ensemble) -> None:
         self.model = model
-        self.meta: dict[str, Any] = (
-            model.members[0].meta if isinstance(model, Ensemble) else model.meta
-        )
+        self.meta: dict[str, Any] = model.members[0].meta
         self.class_names: list[str] = list(
             self.meta.get("class_names") or [str(i) for i in range(model.n_classes)]
         )

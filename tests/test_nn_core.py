@@ -199,3 +199,51 @@ def test_a_diverging_learning_rate_stops_with_the_epoch_and_last_good_loss(tibet
     trainer = Trainer(config, Split(tibetan.X[pick], tibetan.y[pick]), progress=False)
     with pytest.raises(DivergenceError, match=r"diverged at epoch \d+ .*lower the learning rate"):
         trainer.run()
+
+
+def bar_image(slant: float, x_at_middle: float = 13.5) -> np.ndarray:
+    """A 28x28 image of a one-pixel stroke x = x_at_middle + slant (y - 13.5), drawn with
+    linear interpolation between the two nearest columns."""
+    image = np.zeros((28, 28), np.float32)
+    for y in range(4, 24):
+        x = x_at_middle + slant * (y - 13.5)
+        x0 = int(np.floor(x))
+        image[y, x0], image[y, x0 + 1] = 1 - (x - x0), x - x0
+    return image
+
+
+def moments(image: np.ndarray) -> tuple[float, float, float]:
+    """Centroid x, y and the slant mu_11 / mu_02 of one image."""
+    ys, xs = np.mgrid[0:28, 0:28]
+    m = image.sum()
+    cx, cy = (image * xs).sum() / m, (image * ys).sum() / m
+    return cx, cy, (image * (xs - cx) * (ys - cy)).sum() / (image * (ys - cy) ** 2).sum()
+
+
+def test_deskew_straightens_a_slanted_stroke_and_centres_it() -> None:
+    from numeral.nn.inputs import deskew
+
+    slanted = np.stack([bar_image(0.4, 10.0), bar_image(-0.3, 16.0)]).reshape(2, 784)
+    for before, after in zip(slanted, deskew(slanted), strict=True):
+        assert abs(moments(before.reshape(28, 28))[2]) > 0.25
+        cx, cy, slant = moments(after.reshape(28, 28))
+        assert abs(slant) < 0.02 and abs(cx - 13.5) < 0.05 and abs(cy - 13.5) < 0.05
+        assert after.sum() == pytest.approx(before.sum(), rel=0.02)  # nothing falls off
+    upright = bar_image(0.0).reshape(1, 784)
+    np.testing.assert_allclose(deskew(upright), upright, atol=1e-6)  # already straight
+
+
+def test_a_network_applies_its_input_transform_when_predicting() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.random((6, 784), dtype=np.float32)
+    net = Network([784, 8, 3], input_transform="deskew", seed=1)
+    plain = Network([784, 8, 3], seed=1)
+    prepared = net.prepare(X)
+    assert not np.allclose(prepared, X)
+    np.testing.assert_array_equal(net.predict_proba(X), plain.predict_proba(prepared))
+    np.testing.assert_array_equal(net.predict_proba(prepared, prepared=True),
+                                  net.predict_proba(X))
+    with pytest.raises(InputError, match="input_transform must be one of"):
+        Network([784, 3], input_transform="blur")
+    with pytest.raises(InputError, match="not a square"):
+        Network([10, 3], input_transform="deskew")

@@ -212,6 +212,23 @@ def test_classifier_estimator(tibetan) -> None:  # type: ignore[no-untyped-def]
         clf.fit(tibetan.X[:20], tibetan.y[:20], tibetan.X[:5, :100], tibetan.y[:5])
 
 
+def test_a_committee_of_plain_and_deskewed_networks(tibetan, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pick = np.random.default_rng(4).permutation(len(tibetan.y))
+    train, test = pick[:3000], pick[3000:4000]
+    clf = numeral.Classifier(hidden=(48,), epochs=3, ensemble=2, augment=True,
+                             input_transform=["none", "deskew"])
+    clf.fit(tibetan.X[train], tibetan.y[train])
+    assert [m.input_transform for m in clf.model_.members] == ["none", "deskew"]
+    deskewed, X, y = clf.model_.members[1], tibetan.X[test], tibetan.y[test]
+    on_straightened = np.mean(deskewed.predict(X) == y)
+    on_raw = np.mean(deskewed.predict(X, prepared=True) == y)  # skipping its deskew
+    assert on_straightened > 0.8 and on_straightened > on_raw + 0.1  # it learnt deskewed images
+    clf.save(str(tmp_path / "m.npz"))
+    back = numeral.load_model(str(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(back.predict_proba(tibetan.X[test]),
+                                  clf.predict_proba(tibetan.X[test]))
+
+
 def test_early_stopping_keeps_the_best_epoch(tibetan) -> None:  # type: ignore[no-untyped-def]
     pick = np.random.default_rng(0).permutation(len(tibetan.y))[:3000]
     clf = numeral.Classifier(hidden=(32,), epochs=40, lr=0.02, early_stopping=2,

@@ -27,6 +27,7 @@ import numpy as np
 from numeral.nn.activations import Activation, get_activation
 from numeral.nn.errors import InputError
 from numeral.nn.init import init_weights
+from numeral.nn.inputs import INPUT_TRANSFORMS, transform_inputs
 from numeral.nn.losses import softmax, softmax_cross_entropy_
 from numeral.nn.regularizers import add_penalty_grad_, penalty
 
@@ -107,6 +108,10 @@ class Network:
     seed : seeds initialisation; the same seed gives bit-identical weights.
     dtype : ``float32`` (default) or ``float64``.
     dropout : probability of dropping each hidden unit while training (inverted dropout).
+    input_transform : ``none`` or ``deskew`` (see :mod:`numeral.nn.inputs`): a fixed
+        normalisation of the images, saved with the network. The prediction methods apply
+        it to X themselves (``prepared=True`` says X already went through :meth:`prepare`);
+        the training methods take X as the first layer sees it, ``prepare(X)``.
     """
 
     def __init__(
@@ -117,6 +122,7 @@ class Network:
         seed: int = 0,
         dtype: str = "float32",
         dropout: float = 0.0,
+        input_transform: str = "none",
     ) -> None:
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2:
@@ -129,6 +135,11 @@ class Network:
             raise InputError(f"dtype must be one of {DTYPES}, got {dtype!r}")
         if not 0.0 <= dropout < 1.0:
             raise InputError(f"dropout must be in [0, 1), got {dropout}")
+        if input_transform not in INPUT_TRANSFORMS:
+            raise InputError(
+                f"input_transform must be one of {INPUT_TRANSFORMS}, got {input_transform!r}")
+        if input_transform == "deskew" and round(sizes[0] ** 0.5) ** 2 != sizes[0]:
+            raise InputError(f"deskew needs square images; {sizes[0]} inputs are not a square")
         n_hidden = len(sizes) - 2
         names = [activation] * n_hidden if isinstance(activation, str) else list(activation)
         if len(names) != n_hidden:
@@ -140,6 +151,7 @@ class Network:
         self.activation_names = names
         self.activations: list[Activation] = [get_activation(a) for a in names]
         self.init, self.seed, self.dropout = init, int(seed), float(dropout)
+        self.input_transform = input_transform
         self.dtype = np.dtype(str(dtype))
         # optional standardisation x' = (x - mean) * scale, stored in the model
         self.input_mean: np.ndarray | None = None
@@ -186,10 +198,18 @@ class Network:
     def n_params(self) -> int:
         return int(self.flat.size)
 
+    @property
+    def members(self) -> list[Network]:
+        """The networks whose predictions this model averages: just this one (an Ensemble
+        has several), so code can treat a network and an ensemble alike."""
+        return [self]
+
     def __repr__(self) -> str:
         arch = "-".join(map(str, self.sizes))
         acts = ",".join(sorted(set(self.activation_names))) or "none"
-        return f"Network({arch}, activation={acts}, dtype={self.dtype}, params={self.n_params})"
+        transform = "" if self.input_transform == "none" else f", input={self.input_transform}"
+        return (f"Network({arch}, activation={acts}{transform}, dtype={self.dtype}, "
+                f"params={self.n_params})")
 
     # ------------------------------------------------------------ validation
     def check_inputs(self, X: Any, y: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -313,8 +333,15 @@ class Network:
         return loss, [g.copy() for g in self.grads]
 
     # ------------------------------------------------------------ inference
-    def _eval_chunks(self, X: Any, chunk: int = 4096) -> list[tuple[np.ndarray, _Workspace]]:
+    def prepare(self, X: Any) -> np.ndarray:
+        """X as the first layer sees it: checked, and through the network's input transform."""
         X, _ = self.check_inputs(X)
+        return transform_inputs(self.input_transform, X)
+
+    def _eval_chunks(
+        self, X: Any, prepared: bool = False, chunk: int = 4096
+    ) -> list[tuple[np.ndarray, _Workspace]]:
+        X = self.check_inputs(X)[0] if prepared else self.prepare(X)
         out = []
         for start in range(0, len(X), chunk):
             part = X[start : start + chunk]
@@ -323,24 +350,24 @@ class Network:
             out.append((part, ws))
         return out
 
-    def logits(self, X: Any) -> np.ndarray:
+    def logits(self, X: Any, *, prepared: bool = False) -> np.ndarray:
         """z^L for each row of X (no dropout)."""
-        chunks = self._eval_chunks(X)
+        chunks = self._eval_chunks(X, prepared)
         if not chunks:
             return np.empty((0, self.n_classes), self.dtype)
         return np.concatenate([ws.a[-1] for _, ws in chunks])
 
-    def predict_proba(self, X: Any) -> np.ndarray:
+    def predict_proba(self, X: Any, *, prepared: bool = False) -> np.ndarray:
         """Class probabilities softmax(z^L), shape (n, classes); rows sum to 1."""
-        return softmax(self.logits(X))
+        return softmax(self.logits(X, prepared=prepared))
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: Any, *, prepared: bool = False) -> np.ndarray:
         """The most probable class of each row."""
-        return np.argmax(self.logits(X), axis=1)
+        return np.argmax(self.logits(X, prepared=prepared), axis=1)
 
-    def hidden_activations(self, X: Any) -> list[np.ndarray]:
+    def hidden_activations(self, X: Any, *, prepared: bool = False) -> list[np.ndarray]:
         """a^1..a^{L-1}: each hidden layer's output after its activation, (n, width) each."""
-        chunks = self._eval_chunks(X)
+        chunks = self._eval_chunks(X, prepared)
         n_hidden = len(self.sizes) - 2
         if not chunks:
             return [np.empty((0, s), self.dtype) for s in self.sizes[1:-1]]

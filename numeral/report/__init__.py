@@ -64,10 +64,6 @@ def _require(run: Path, name: str) -> Path:
     return path
 
 
-def first_network(model: Network | Ensemble) -> Network:
-    return model.members[0] if isinstance(model, Ensemble) else model
-
-
 def symmetry_notes(net: Network) -> list[str]:
     """Say so when every unit of a hidden layer has the same incoming weights."""
     notes = []
@@ -89,7 +85,7 @@ def build_report(run: Path) -> Path:
 
     history = read_metrics(_require(run, "metrics.csv"))
     model = load_model(_require(run, "model.npz"))
-    net = first_network(model)
+    net = model.members[0]  # the first network of an ensemble
     evaluation = json.loads(_require(run, "evaluation.json").read_text())
     config_text = (run / "config.toml").read_text() if (run / "config.toml").is_file() else ""
     config = tomllib.loads(config_text) if config_text else {}
@@ -184,7 +180,7 @@ def build_comparison(runs: Sequence[Path], out: Path) -> Path:
         name = run.name
         histories[name] = read_metrics(_require(run, "metrics.csv"))
         model = load_model(_require(run, "model.npz"))
-        net = first_network(model)
+        net = model.members[0]  # the first network of an ensemble
         weights = np.concatenate([np.abs(W).ravel() for W in net.weights])
         rows.append({
             "run": name,

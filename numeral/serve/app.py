@@ -80,7 +80,7 @@ PREDICT_OPENAPI: dict[str, Any] = {
 
 def model_info(recognizer: Recognizer, path: Path) -> dict[str, Any]:
     model = recognizer.model
-    nets = model.members if isinstance(model, Ensemble) else [model]
+    nets = model.members
     meta = recognizer.meta
     return {
         "file": path.name,

@@ -17,6 +17,7 @@ from typing import Any, get_type_hints
 from numeral.errors import ConfigError
 from numeral.nn.activations import ACTIVATIONS
 from numeral.nn.init import INITIALISERS
+from numeral.nn.inputs import INPUT_TRANSFORMS
 from numeral.nn.optim import OPTIMISERS
 from numeral.nn.schedules import SCHEDULES
 
@@ -34,6 +35,8 @@ class Config:
     dropout: float = 0.0
     dtype: str = "float32"
     standardize: bool = False  # store x' = (x - mean) / std of the training split in the model
+    # "none" or "deskew" (numeral.nn.inputs), or a list that ensemble members take in turn
+    input_transform: str | list[str] = "none"
     # optimisation
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -85,6 +88,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "dtype": ("float32", "float64"),
     "reduction": ("mean", "sum"),
     "split": ("random", "sheet"),
+    "input_transform": INPUT_TRANSFORMS,
 }
 
 

@@ -228,8 +228,7 @@ def finish_model(
         summary["test_accuracy"] = round(ev["accuracy"], 5)
     train_pred = model.predict(data.train.X)
     summary["train_accuracy"] = round(float(np.mean(train_pred == data.train.y)), 5)
-    members = model.members if isinstance(model, Ensemble) else [model]
-    for target in [model, *members]:
+    for target in [model, *model.members]:  # a lone network is updated twice, harmlessly
         target.meta.update(summary)
     return {**summary, "split": data.split_description, **ev}
 

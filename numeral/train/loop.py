@@ -89,6 +89,21 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.snapshots: dict[str, np.ndarray] = {}
         self.members: list[np.ndarray] = []  # flat parameters of finished ensemble members
+        self._prepared: dict[tuple[str, str], np.ndarray] = {}  # (split, transform) -> inputs
+
+    def transform_of(self, member: int) -> str:
+        """The input transform of ensemble member ``member`` (a list is taken in turn)."""
+        t = self.config.input_transform
+        return t if isinstance(t, str) else t[member % len(t)]
+
+    def inputs(self, name: str, net: Network) -> np.ndarray:
+        """Split ``name``'s X as ``net``'s first layer sees it, transformed once per run."""
+        split = {"train": self.train, "test": self.test, "val": self.val}[name]
+        assert split is not None
+        key = (name, net.input_transform)
+        if key not in self._prepared:
+            self._prepared[key] = net.prepare(split.X)
+        return self._prepared[key]
 
     # ------------------------------------------------------------ building
     def new_network(self, member: int) -> Network:
@@ -100,9 +115,11 @@ class Trainer:
             seed=c.seed + member,
             dtype=c.dtype,
             dropout=c.dropout,
+            input_transform=self.transform_of(member),
         )
         if c.standardize:
-            net.set_standardization(self.train.X.mean(axis=0), self.train.X.std(axis=0))
+            X = self.inputs("train", net)
+            net.set_standardization(X.mean(axis=0), X.std(axis=0))
         net.meta = dict(self.meta)
         return net
 
@@ -166,11 +183,12 @@ class Trainer:
         return ensemble
 
     def batches(
-        self, epoch_rng: np.random.Generator, aug_rng: np.random.Generator
+        self, X: np.ndarray, epoch_rng: np.random.Generator, aug_rng: np.random.Generator
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Mini-batches of one epoch, distorted when augmentation is on. (Distorting in a
-        background thread was measured no faster on 2 cores: BLAS already uses both.)"""
-        X, y, size = self.train.X, self.train.y, self.config.batch_size
+        """Mini-batches of one epoch of the training inputs X, distorted when augmentation is
+        on. (Distorting in a background thread was measured no faster on 2 cores: BLAS
+        already uses both.)"""
+        y, size = self.train.y, self.config.batch_size
         order = epoch_rng.permutation(len(y)) if self.config.shuffle else np.arange(len(y))
         distorted: dict[int, np.ndarray] = {}  # one reused buffer per batch size
         for start in range(0, len(y), size):
@@ -194,7 +212,8 @@ class Trainer:
         started = time.perf_counter()
         running = 0.0
         lr = c.lr
-        for i, (Xb, yb) in enumerate(self.batches(epoch_rng, aug_rng)):
+        batches = self.batches(self.inputs("train", net), epoch_rng, aug_rng)
+        for i, (Xb, yb) in enumerate(batches):
             lr = learning_rate(c.schedule, c.lr, step / total_steps, epochs=c.epochs,
                                warmup=c.warmup, step_epochs=c.step_epochs, gamma=c.gamma)
             loss = net.compute_gradients_(
@@ -216,7 +235,7 @@ class Trainer:
         row: dict[str, float] = {"epoch": epoch}
         for name, split in (("train", self.train), ("test", self.test), ("val", self.val)):
             if split is not None:
-                proba = softmax(net.logits(split.X))
+                proba = softmax(net.logits(self.inputs(name, net), prepared=True))
                 row[f"{name}_loss"] = cross_entropy(proba, split.y)
                 row[f"{name}_error"] = float(np.mean(np.argmax(proba, 1) != split.y))
         row.update(seconds=round(seconds, 3), lr=lr, member=member)
@@ -256,7 +275,7 @@ class Trainer:
     def take_snapshot(self, net: Network, epoch: int) -> None:
         """Latent features (2-D) of every training sample and histograms of each hidden
         layer's activations, at this epoch."""
-        hidden = net.hidden_activations(self.train.X)
+        hidden = net.hidden_activations(self.inputs("train", net), prepared=True)
         if not hidden:
             return
         layer = self.config.latent_layer % len(hidden)
