@@ -243,6 +243,12 @@ def test_a_network_applies_its_input_transform_when_predicting() -> None:
     np.testing.assert_array_equal(net.predict_proba(X), plain.predict_proba(prepared))
     np.testing.assert_array_equal(net.predict_proba(prepared, prepared=True),
                                   net.predict_proba(X))
+    bright = Network([784, 8, 3], input_gamma=0.5)
+    np.testing.assert_allclose(bright.prepare(X), np.sqrt(X), rtol=1e-6)  # x' = x^gamma
+    both = Network([784, 8, 3], input_transform="deskew", input_gamma=0.5)
+    np.testing.assert_allclose(both.prepare(X), net.prepare(np.sqrt(X)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(InputError, match="input_gamma must be in"):
+        Network([784, 3], input_gamma=0)
     with pytest.raises(InputError, match="input_transform must be one of"):
         Network([784, 3], input_transform="blur")
     with pytest.raises(InputError, match="not a square"):

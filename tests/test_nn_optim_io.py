@@ -92,7 +92,7 @@ def test_ensemble_averages_and_round_trips(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="ensemble"):
         Network.load(str(tmp_path / "e.npz"))
     mixed = Ensemble([Network([784, 4, 3], seed=0),
-                      Network([784, 4, 3], seed=1, input_transform="deskew")])
+                      Network([784, 4, 3], seed=1, input_transform="deskew", input_gamma=0.3)])
     mixed.save(str(tmp_path / "mixed.npz"))
     with np.load(tmp_path / "e.npz", allow_pickle=False) as data:
         assert json.loads(str(data["__numeral__"]))["version"] == 1  # readable by numeral 1
@@ -101,6 +101,7 @@ def test_ensemble_averages_and_round_trips(tmp_path: Path) -> None:
     images = np.random.default_rng(1).random((3, 784), dtype=np.float32)
     back_mixed = load_model(tmp_path / "mixed.npz")
     assert [m.input_transform for m in back_mixed.members] == ["none", "deskew"]
+    assert [m.input_gamma for m in back_mixed.members] == [1.0, 0.3]
     np.testing.assert_array_equal(back_mixed.predict_proba(images), mixed.predict_proba(images))
     lone = make_net(2)  # a network is a committee of one, so callers need no isinstance
     np.testing.assert_allclose(np.mean([m.predict_proba(X) for m in lone.members], axis=0),

@@ -42,6 +42,8 @@ def test_every_preset_loads_and_validates() -> None:
         (["l2=-0.1"], "'l2'.*must be >= 0"),
         (["hidden=[64, 0]"], "'hidden'.*width >= 1"),
         (["activation='swish'"], "'activation'.*must be one of"),
+        (["input_transform=['none', 'blur']"], "'input_transform'.*must be one of"),
+        (["input_gamma=0"], "'input_gamma'.*must be in"),
         (["early_stopping=3"], "needs val_fraction"),
         (["epochs"], "expected key=value"),
         (["latent_layer=2"], "'latent_layer'.*must index one of the 2 hidden layers"),

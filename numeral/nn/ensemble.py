@@ -49,4 +49,6 @@ class Ensemble:
         save_model(self, path)
 
     def __repr__(self) -> str:
-        return f"Ensemble({len(self.members)} x {self.members[0]!r})"
+        transforms = [net.input_transform for net in self.members]
+        inputs = "" if len(set(transforms)) == 1 else f"; inputs {', '.join(transforms)}"
+        return f"Ensemble({len(self.members)} x {self.members[0]!r}{inputs})"

@@ -108,10 +108,11 @@ class Network:
     seed : seeds initialisation; the same seed gives bit-identical weights.
     dtype : ``float32`` (default) or ``float64``.
     dropout : probability of dropping each hidden unit while training (inverted dropout).
-    input_transform : ``none`` or ``deskew`` (see :mod:`numeral.nn.inputs`): a fixed
-        normalisation of the images, saved with the network. The prediction methods apply
-        it to X themselves (``prepared=True`` says X already went through :meth:`prepare`);
-        the training methods take X as the first layer sees it, ``prepare(X)``.
+    input_transform : ``none`` or ``deskew``, and input_gamma : x -> x^gamma per pixel (see
+        :mod:`numeral.nn.inputs`): fixed normalisations of the images, saved with the
+        network. The prediction methods apply them to X themselves (``prepared=True`` says
+        X already went through :meth:`prepare`); the training methods take X as the first
+        layer sees it, ``prepare(X)``.
     """
 
     def __init__(
@@ -123,6 +124,7 @@ class Network:
         dtype: str = "float32",
         dropout: float = 0.0,
         input_transform: str = "none",
+        input_gamma: float = 1.0,
     ) -> None:
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2:
@@ -140,6 +142,8 @@ class Network:
                 f"input_transform must be one of {INPUT_TRANSFORMS}, got {input_transform!r}")
         if input_transform == "deskew" and round(sizes[0] ** 0.5) ** 2 != sizes[0]:
             raise InputError(f"deskew needs square images; {sizes[0]} inputs are not a square")
+        if not 0.0 < input_gamma <= 10.0:
+            raise InputError(f"input_gamma must be in (0, 10], got {input_gamma}")
         n_hidden = len(sizes) - 2
         names = [activation] * n_hidden if isinstance(activation, str) else list(activation)
         if len(names) != n_hidden:
@@ -151,7 +155,7 @@ class Network:
         self.activation_names = names
         self.activations: list[Activation] = [get_activation(a) for a in names]
         self.init, self.seed, self.dropout = init, int(seed), float(dropout)
-        self.input_transform = input_transform
+        self.input_transform, self.input_gamma = input_transform, float(input_gamma)
         self.dtype = np.dtype(str(dtype))
         # optional standardisation x' = (x - mean) * scale, stored in the model
         self.input_mean: np.ndarray | None = None
@@ -208,6 +212,7 @@ class Network:
         arch = "-".join(map(str, self.sizes))
         acts = ",".join(sorted(set(self.activation_names))) or "none"
         transform = "" if self.input_transform == "none" else f", input={self.input_transform}"
+        transform += "" if self.input_gamma == 1.0 else f", gamma={self.input_gamma:g}"
         return (f"Network({arch}, activation={acts}{transform}, dtype={self.dtype}, "
                 f"params={self.n_params})")
 
@@ -336,7 +341,12 @@ class Network:
     def prepare(self, X: Any) -> np.ndarray:
         """X as the first layer sees it: checked, and through the network's input transform."""
         X, _ = self.check_inputs(X)
-        return transform_inputs(self.input_transform, X)
+        return transform_inputs(self.input_transform, X, self.input_gamma)
+
+    @property
+    def transforms_inputs(self) -> bool:
+        """Whether :meth:`prepare` changes X (an input transform or a gamma)."""
+        return self.input_transform != "none" or self.input_gamma != 1.0
 
     def _eval_chunks(
         self, X: Any, prepared: bool = False, chunk: int = 4096

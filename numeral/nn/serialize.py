@@ -6,7 +6,7 @@ Layout: ``__numeral__`` holds a JSON string::
      "networks": [{"sizes": [...], "activations": [...], "dtype": ..., ...}, ...],
      "meta": {...}, "sha256": "<hash of every array>"}
 
-(version 2 when a network carries an input transform, see numeral.nn.inputs)
+(version 2 when a network transforms its inputs, see numeral.nn.inputs)
 and ``net{i}.param{j}`` the arrays of network i (W^1, b^1, W^2, ...), plus
 ``net{i}.input_mean`` / ``net{i}.input_scale`` when the network standardises
 its input. The hash detects a truncated or edited file; a header from a newer
@@ -30,7 +30,7 @@ from numeral.nn.errors import ModelFileError
 from numeral.nn.network import Network
 
 FORMAT = "numeral-model"
-FORMAT_VERSION = 2  # 2: networks may carry an input transform (files without one say 1)
+FORMAT_VERSION = 2  # 2: networks may transform their inputs (files without that say 1)
 HEADER_KEY = "__numeral__"
 
 
@@ -45,6 +45,7 @@ def network_to_arrays(net: Network) -> tuple[dict[str, Any], dict[str, np.ndarra
         "dropout": net.dropout,
         "standardized": net.input_mean is not None,
         "input_transform": net.input_transform,
+        "input_gamma": net.input_gamma,
         "meta": net.meta,
     }
     arrays = {f"param{j}": p for j, p in enumerate(net.params)}
@@ -62,6 +63,7 @@ def network_from_arrays(desc: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
         dtype=desc.get("dtype", "float32"),
         dropout=desc.get("dropout", 0.0),
         input_transform=desc.get("input_transform", "none"),
+        input_gamma=desc.get("input_gamma", 1.0),
     )
     net.init = desc.get("init", "zeros")
     for j, p in enumerate(net.params):
@@ -123,7 +125,7 @@ def save_model(model: Network | Ensemble, path: str | os.PathLike[str]) -> None:
         "format": FORMAT,
         # a file an older numeral can use correctly keeps version 1; one whose networks
         # transform their inputs says 2, so an older numeral refuses it instead of misreading
-        "version": 2 if any(n.input_transform != "none" for n in members) else 1,
+        "version": 2 if any(n.transforms_inputs for n in members) else 1,
         "kind": "ensemble" if isinstance(model, Ensemble) else "network",
         "networks": descs,
         "meta": model.meta if isinstance(model, Ensemble) else {},

@@ -88,6 +88,8 @@ def model_info(recognizer: Recognizer, path: Path) -> dict[str, Any]:
         "members": len(nets),
         "architecture": nets[0].sizes,
         "activations": nets[0].activation_names,
+        "input_transforms": [net.input_transform for net in nets],
+        "input_gamma": nets[0].input_gamma,
         "classes": recognizer.class_names,
         "config": meta.get("config"),
         "test_accuracy": meta.get("test_accuracy"),

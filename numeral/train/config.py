@@ -37,6 +37,7 @@ class Config:
     standardize: bool = False  # store x' = (x - mean) / std of the training split in the model
     # "none" or "deskew" (numeral.nn.inputs), or a list that ensemble members take in turn
     input_transform: str | list[str] = "none"
+    input_gamma: float = 1.0  # x -> x^gamma per pixel, first thing; < 1 lifts faint strokes
     # optimisation
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -164,6 +165,8 @@ def validate(c: Config, origin: str = "config") -> None:
     for key in ("lr",):
         if not c.lr > 0:
             raise bad(key, "must be > 0")
+    if not 0 < c.input_gamma <= 10:
+        raise bad("input_gamma", "must be in (0, 10]")
     for key in ("l1", "l2", "weight_decay", "warmup", "label_smoothing"):
         if getattr(c, key) < 0:
             raise bad(key, "must be >= 0")

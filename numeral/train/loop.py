@@ -89,7 +89,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.snapshots: dict[str, np.ndarray] = {}
         self.members: list[np.ndarray] = []  # flat parameters of finished ensemble members
-        self._prepared: dict[tuple[str, str], np.ndarray] = {}  # (split, transform) -> inputs
+        self._prepared: dict[tuple[str, str, str], np.ndarray] = {}  # split, transform, gamma
 
     def transform_of(self, member: int) -> str:
         """The input transform of ensemble member ``member`` (a list is taken in turn)."""
@@ -100,7 +100,7 @@ class Trainer:
         """Split ``name``'s X as ``net``'s first layer sees it, transformed once per run."""
         split = {"train": self.train, "test": self.test, "val": self.val}[name]
         assert split is not None
-        key = (name, net.input_transform)
+        key = (name, net.input_transform, str(net.input_gamma))
         if key not in self._prepared:
             self._prepared[key] = net.prepare(split.X)
         return self._prepared[key]
@@ -116,6 +116,7 @@ class Trainer:
             dtype=c.dtype,
             dropout=c.dropout,
             input_transform=self.transform_of(member),
+            input_gamma=c.input_gamma,
         )
         if c.standardize:
             X = self.inputs("train", net)
