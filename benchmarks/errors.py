@@ -47,8 +47,7 @@ def main() -> None:
         print(f"  true {true} read as {guess}: {count:3d}   ({where})")
     if args.gallery and pairs:
         (true, guess), _ = pairs.most_common(1)[0]
-        rows = 4
-        confused = np.flatnonzero(wrong & (y == true) & (pred == guess))[: rows * 10]
+        confused = np.flatnonzero(wrong & (y == true) & (pred == guess))[:20]
         right_true = np.flatnonzero(~wrong & (y == true))[::37][:10]
         right_guess = np.flatnonzero(~wrong & (y == guess))[::37][:10]
         pick = np.concatenate([confused, right_true, right_guess])
