@@ -103,6 +103,8 @@ def test_ensemble_averages_and_round_trips(tmp_path: Path) -> None:
     assert [m.input_transform for m in back_mixed.members] == ["none", "deskew"]
     assert [m.input_gamma for m in back_mixed.members] == [1.0, 0.3]
     np.testing.assert_array_equal(back_mixed.predict_proba(images), mixed.predict_proba(images))
+    each = [m.predict_proba(images) for m in mixed.members]  # each member prepares on its own
+    np.testing.assert_allclose(mixed.predict_proba(images), np.mean(each, axis=0), rtol=1e-6)
     lone = make_net(2)  # a network is a committee of one, so callers need no isinstance
     np.testing.assert_allclose(np.mean([m.predict_proba(X) for m in lone.members], axis=0),
                                lone.predict_proba(X))

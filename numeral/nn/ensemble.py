@@ -33,10 +33,16 @@ class Ensemble:
         return self.members[0].n_classes
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Mean of the members' class probabilities."""
-        total = self.members[0].predict_proba(X)
-        for net in self.members[1:]:
-            total += net.predict_proba(X)
+        """Mean of the members' class probabilities. Members that read their inputs the same
+        way (same ``input_signature``) share one ``prepare(X)``."""
+        prepared: dict[tuple[str, float, str], np.ndarray] = {}
+        for net in self.members:
+            if net.input_signature not in prepared:
+                prepared[net.input_signature] = net.prepare(X)
+        first, *others = self.members
+        total = first.predict_proba(prepared[first.input_signature], prepared=True)
+        for net in others:
+            total += net.predict_proba(prepared[net.input_signature], prepared=True)
         total /= len(self.members)
         return total
 

@@ -38,8 +38,8 @@ def deskew(X: np.ndarray) -> np.ndarray:
         raise ValueError(f"deskew needs square images, got rows of {pixels} values")
     images = X.reshape(n, side, side)
     coord = np.arange(side, dtype=X.dtype)
-    mass = images.sum(axis=(1, 2)) + np.finfo(X.dtype).tiny
     row_mass, col_mass = images.sum(axis=2), images.sum(axis=1)  # (n, side): by y, by x
+    mass = row_mass.sum(axis=1) + np.finfo(X.dtype).tiny
     cy, cx = row_mass @ coord / mass, col_mass @ coord / mass
     dy = coord[None, :] - cy[:, None]  # (n, side) y - ȳ
     dx = coord[None, :] - cx[:, None]

@@ -348,6 +348,11 @@ class Network:
         """Whether :meth:`prepare` changes X (an input transform or a gamma)."""
         return self.input_transform != "none" or self.input_gamma != 1.0
 
+    @property
+    def input_signature(self) -> tuple[str, float, str]:
+        """What :meth:`prepare` depends on: networks with equal signatures read X alike."""
+        return self.input_transform, self.input_gamma, str(self.dtype)
+
     def _eval_chunks(
         self, X: Any, prepared: bool = False, chunk: int = 4096
     ) -> list[tuple[np.ndarray, _Workspace]]:

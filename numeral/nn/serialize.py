@@ -125,7 +125,7 @@ def save_model(model: Network | Ensemble, path: str | os.PathLike[str]) -> None:
         "format": FORMAT,
         # a file an older numeral can use correctly keeps version 1; one whose networks
         # transform their inputs says 2, so an older numeral refuses it instead of misreading
-        "version": 2 if any(n.transforms_inputs for n in members) else 1,
+        "version": FORMAT_VERSION if any(n.transforms_inputs for n in members) else 1,
         "kind": "ensemble" if isinstance(model, Ensemble) else "network",
         "networks": descs,
         "meta": model.meta if isinstance(model, Ensemble) else {},

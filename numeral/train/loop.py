@@ -89,7 +89,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.snapshots: dict[str, np.ndarray] = {}
         self.members: list[np.ndarray] = []  # flat parameters of finished ensemble members
-        self._prepared: dict[tuple[str, str, str], np.ndarray] = {}  # split, transform, gamma
+        self._prepared: dict[tuple[str, tuple[str, float, str]], np.ndarray] = {}
 
     def transform_of(self, member: int) -> str:
         """The input transform of ensemble member ``member`` (a list is taken in turn)."""
@@ -100,7 +100,7 @@ class Trainer:
         """Split ``name``'s X as ``net``'s first layer sees it, transformed once per run."""
         split = {"train": self.train, "test": self.test, "val": self.val}[name]
         assert split is not None
-        key = (name, net.input_transform, str(net.input_gamma))
+        key = (name, net.input_signature)  # split, and how net reads its inputs
         if key not in self._prepared:
             self._prepared[key] = net.prepare(split.X)
         return self._prepared[key]
