@@ -216,32 +216,6 @@ def test_augmentation_is_seeded_and_moves_the_numeral(tibetan) -> None:  # type:
     assert np.abs(centre(moved) - centre(X.reshape(-1, 28, 28))).max() > 0.5
 
 
-def test_bilinear_sampler_matches_the_textbook_formula() -> None:
-    """Each image is read at its own coordinates (no pixel from a neighbouring image), with
-    weights (1-fx)(1-fy), fx(1-fy), (1-fx)fy, fx fy, and black outside the frame."""
-    rng = np.random.default_rng(3)
-    n = 5
-    X = rng.random((n, 784), dtype=np.float32)
-    coords = rng.uniform(-3, 31, (2, n, 784)).astype(np.float32)  # padded frame: +1 inside
-
-    def pixel(image: np.ndarray, y: int, x: int) -> float:
-        return float(image[y - 1, x - 1]) if 1 <= y <= 28 and 1 <= x <= 28 else 0.0
-
-    expected = np.zeros((n, 784))
-    for i in range(n):
-        image = X[i].reshape(28, 28)
-        for p in range(784):
-            x, y = np.clip(coords[0, i, p], 0, 28.999), np.clip(coords[1, i, p], 0, 28.999)
-            x0, y0 = int(np.floor(x)), int(np.floor(y))
-            fx, fy = x - x0, y - y0
-            expected[i, p] = ((1 - fx) * (1 - fy) * pixel(image, y0, x0)
-                              + fx * (1 - fy) * pixel(image, y0, x0 + 1)
-                              + (1 - fx) * fy * pixel(image, y0 + 1, x0)
-                              + fx * fy * pixel(image, y0 + 1, x0 + 1))
-    got = Augmenter()._bilinear(X, coords.copy())
-    np.testing.assert_allclose(got, expected, atol=1e-5)
-
-
 def test_augmentation_of_batches_larger_than_the_field_bank(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr("numeral.data.augment.ELASTIC_FIELDS", 8)
     monkeypatch.setattr("numeral.data.augment.MAX_BATCH", 7)

@@ -220,6 +220,38 @@ def moments(image: np.ndarray) -> tuple[float, float, float]:
     return cx, cy, (image * (xs - cx) * (ys - cy)).sum() / (image * (ys - cy) ** 2).sum()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bilinear_sampler_matches_the_textbook_formula(dtype: type) -> None:
+    """Each image is read at its own coordinates (no pixel from a neighbouring image), with
+    weights (1-fx)(1-fy), fx(1-fy), (1-fx)fy, fx fy, and black outside the frame; the same
+    sampler, reused for a second batch of another size, still reads the right images."""
+    from numeral.nn.inputs import BilinearSampler
+
+    rng = np.random.default_rng(3)
+    sampler = BilinearSampler(28)
+
+    def pixel(image: np.ndarray, y: int, x: int) -> float:
+        return float(image[y, x]) if 0 <= y < 28 and 0 <= x < 28 else 0.0
+
+    for n in (5, 3):
+        X = rng.random((n, 784)).astype(dtype)
+        coords = rng.uniform(-4, 30, (2, n, 784)).astype(dtype)  # inside: 0 .. 27
+        expected = np.zeros((n, 784))
+        for i in range(n):
+            image = X[i].reshape(28, 28)
+            for p in range(784):
+                x, y = np.clip(coords[0, i, p], -1, 27.999), np.clip(coords[1, i, p], -1, 27.999)
+                x0, y0 = int(np.floor(x)), int(np.floor(y))
+                fx, fy = x - x0, y - y0
+                expected[i, p] = ((1 - fx) * (1 - fy) * pixel(image, y0, x0)
+                                  + fx * (1 - fy) * pixel(image, y0, x0 + 1)
+                                  + (1 - fx) * fy * pixel(image, y0 + 1, x0)
+                                  + fx * fy * pixel(image, y0 + 1, x0 + 1))
+        got = sampler(X, coords.copy())
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
 def test_deskew_straightens_a_slanted_stroke_and_centres_it() -> None:
     from numeral.nn.inputs import deskew
 

@@ -10,9 +10,9 @@ elastic displacement field e = alpha * G U G^T: uniform noise U on a coarse grid
 2048 such fields is drawn once, and a batch of n takes n consecutive ones from a
 random start (the fields are independent draws, so any n of them are as random as
 n picked one by one, and a slice costs no gather). The value is read by bilinear
-interpolation; pixels from outside the frame are black. Every array is laid out
-(axis, image, pixel) so each step runs over contiguous memory, and all scratch
-buffers are reused across batches.
+interpolation (numeral.nn.inputs.BilinearSampler, shared with deskew); pixels from
+outside the frame are black. Every array is laid out (axis, image, pixel) so each step
+runs over contiguous memory, and all scratch buffers are reused across batches.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from numeral.nn.inputs import MAX_BATCH, BilinearSampler
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,6 @@ def _gaussian_matrix(size: int, sigma: float) -> np.ndarray:
 
 ELASTIC_FIELDS = 2048  # smooth displacement fields drawn once per Augmenter (12.8 MB)
 ELASTIC_SEED = 2003  # they are the same for every run (Simard et al., 2003)
-MAX_BATCH = 8192  # images distorted at once: their flat pixel indices (< n * 30^2) stay below 2^24
 
 
 class Augmenter:
@@ -70,8 +71,8 @@ class Augmenter:
                               np.ones(n * n, np.float32)])
         self.gauss = _gaussian_matrix(n, self.params.elastic_sigma)
         self.fields = self._elastic_fields() if self.params.elastic_alpha else None
-        self._scratch: dict[str, np.ndarray] = {}
-        self._scratch_n = -1
+        self.sampler = BilinearSampler(n)
+        self._coords_buffer = np.empty((2, 0, n * n), np.float32)
 
     def __call__(
         self, X: np.ndarray, rng: np.random.Generator, out: np.ndarray | None = None
@@ -95,9 +96,9 @@ class Augmenter:
         A = np.empty((2, n, 3), np.float32)
         A[0, :, 0], A[0, :, 1] = cos * sx, cos * k * sx - sin * sy
         A[1, :, 0], A[1, :, 1] = sin * sx, sin * k * sx + cos * sy
-        A[0, :, 2] = self.centre + 1 + p.shift * r[4]  # +1: the padded frame below
-        A[1, :, 2] = self.centre + 1 + p.shift * r[5]
-        coords = np.matmul(A, self.grid, out=self._buffers(n)["coords"])  # (2, n, pixels)
+        A[0, :, 2] = self.centre + p.shift * r[4]
+        A[1, :, 2] = self.centre + p.shift * r[5]
+        coords = np.matmul(A, self.grid, out=self._coords(n))  # (2, n, pixels)
         if self.fields is not None:  # + e(p): n consecutive fields of the bank, random start
             bank = self.fields.shape[1]
             if n <= bank:
@@ -105,7 +106,7 @@ class Augmenter:
                 coords += self.fields[:, start : start + n]
             else:
                 coords += self.fields[:, rng.integers(0, bank, n)]
-        return self._bilinear(X, coords, out)
+        return self.sampler(X, coords, out)
 
     def _elastic_fields(self) -> np.ndarray:
         """ELASTIC_FIELDS smooth displacement fields (2, k, pixels), e = G U G^T with U
@@ -122,64 +123,8 @@ class Augmenter:
             np.abs(field).max(axis=(1, 2, 3), keepdims=True), 1e-6)
         return np.ascontiguousarray(field.reshape(ELASTIC_FIELDS, 2, -1).transpose(1, 0, 2))
 
-    def _buffers(self, n: int) -> dict[str, np.ndarray]:
-        """Scratch arrays for a batch of n, reused: fresh ones would page-fault every batch."""
-        if self._scratch_n != n:
-            size, side = self.params.size, self.params.size + 2
-            pixels = size * size
-            self._scratch = {
-                "padded": np.zeros((n, side, side), np.float32),  # the border stays black
-                "coords": np.empty((2, n, pixels), np.float32),
-                # rows x, y of each sample's top-left neighbour, and (constant) its image's
-                # offset in the flat padded batch
-                "corner": np.repeat(np.arange(3 * n, dtype=np.float32) % n * side**2,
-                                    pixels).reshape(3, n, pixels),
-                "index_weights": np.array([1, side, 1], np.float32),
-                "base_f": np.empty((n, pixels), np.float32),
-                "base": np.empty((n, pixels), np.intp),
-                "right": np.empty((n, pixels), np.float32),
-                "bottom": np.empty((n, pixels), np.float32),
-            }
-            self._scratch_n = n
-        return self._scratch
-
-    def _bilinear(
-        self, X: np.ndarray, coords: np.ndarray, out: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Sample each image at coords (2, n, pixels) of its zero-padded frame, bilinearly:
-        out = lerp(lerp(I00, I01, fx), lerp(I10, I11, fx), fy), in ``out`` or a new array."""
-        n, size = len(X), self.params.size
-        side = size + 2  # one black pixel of padding on every side
-        buf = self._buffers(n)
-        padded = buf["padded"]
-        padded[:, 1:-1, 1:-1] = X.reshape(n, size, size)
-        np.clip(coords, 0, side - 1.001, out=coords)
-        corner = buf["corner"]
-        np.floor(coords, out=corner[:2])
-        coords -= corner[:2]  # the fractional parts, float32 throughout
-        fx, fy = coords
-        # flat index of the top-left neighbour, x + side * y + image offset, as one product
-        # [1, side, 1] @ corner (exact in float32: below 2^24), then one cast to the native
-        # integers take() is fastest with
-        base_f = buf["base_f"]
-        np.matmul(buf["index_weights"], corner.reshape(3, -1), out=base_f.reshape(-1))
-        base = buf["base"]
-        base[...] = base_f
-        # the four neighbours: one index into the image shifted by 0, 1, side and side + 1
-        # pixels (views, no copies). Indices are in range by construction, where mode="wrap"
-        # is the identity and take()'s fastest loop
-        flat = padded.reshape(-1)
-        top = np.take(flat, base, mode="wrap", out=out)  # the result
-        right = np.take(flat[1:], base, out=buf["right"], mode="wrap")
-        right -= top
-        right *= fx
-        top += right  # lerp(I00, I01, fx)
-        bottom = np.take(flat[side:], base, out=buf["bottom"], mode="wrap")
-        right = np.take(flat[side + 1:], base, out=buf["right"], mode="wrap")
-        right -= bottom
-        right *= fx
-        bottom += right  # lerp(I10, I11, fx)
-        bottom -= top
-        bottom *= fy
-        top += bottom  # lerp(top, bottom, fy)
-        return top
+    def _coords(self, n: int) -> np.ndarray:
+        """The (2, n, pixels) buffer of source coordinates, reused while n stays the same."""
+        if len(self._coords_buffer[0]) != n:
+            self._coords_buffer = np.empty((2, n, self.params.size ** 2), np.float32)
+        return self._coords_buffer

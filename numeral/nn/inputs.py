@@ -49,31 +49,100 @@ def deskew(X: np.ndarray) -> np.ndarray:
     centre = (side - 1) / 2.0
     out_y = coord[None, :, None] - centre  # output pixel, centred: (1, side, 1) and (1, 1, side)
     out_x = coord[None, None, :] - centre
-    src_x = out_x + alpha[:, None, None] * out_y + cx[:, None, None]  # (n, side, side)
-    src_y = np.broadcast_to(out_y + cy[:, None, None], src_x.shape)
-    return sample_bilinear(images, src_x, src_y).reshape(n, pixels)
+    coords = np.empty((2, n, side, side), X.dtype)  # (axis, image, y, x), as the sampler reads
+    coords[0] = out_x + alpha[:, None, None] * out_y + cx[:, None, None]
+    coords[1] = out_y + cy[:, None, None]
+    return BilinearSampler(side)(X, coords.reshape(2, n, pixels))
 
 
-def sample_bilinear(images: np.ndarray, src_x: np.ndarray, src_y: np.ndarray) -> np.ndarray:
-    """images (n, h, w) read at real coordinates src_x, src_y (n, h, w):
+MAX_BATCH = 8192  # images sampled at once: their flat pixel indices (< n * 30^2) stay below 2^24
+
+
+class BilinearSampler:
+    """Reads square images at real source coordinates by bilinear interpolation:
 
         out = (1-fy) ((1-fx) I[y0, x0]   + fx I[y0, x0+1])
             +    fy  ((1-fx) I[y0+1, x0] + fx I[y0+1, x0+1])
 
-    with (x0, y0) the integer parts and (fx, fy) the fractions; zero outside the image."""
-    n, h, w = images.shape
-    padded = np.zeros((n, h + 2, w + 2), images.dtype)  # a black frame one pixel wide
-    padded[:, 1:-1, 1:-1] = images
-    x = np.clip(src_x + 1, 0, w + 0.999).astype(images.dtype)  # into the padded frame
-    y = np.clip(src_y + 1, 0, h + 0.999).astype(images.dtype)
-    x0, y0 = np.floor(x), np.floor(y)
-    fx, fy = x - x0, y - y0
-    top_left = (np.arange(n)[:, None, None] * (h + 2) + y0.astype(np.intp)) * (w + 2) \
-        + x0.astype(np.intp)
-    flat = padded.reshape(-1)
-    top = flat[top_left] * (1 - fx) + flat[top_left + 1] * fx
-    bottom = flat[top_left + w + 2] * (1 - fx) + flat[top_left + w + 3] * fx
-    return top * (1 - fy) + bottom * fy
+    with (x0, y0) the integer parts of the coordinates and (fx, fy) the fractions; pixels
+    outside the frame are black. One sampler serves deskew() here and the training-time
+    distortions of numeral.data.augment, which calls it for every batch: it keeps its
+    scratch arrays between calls of the same shape (fresh ones would page-fault each time),
+    lays every array out (axis, image, pixel) so each pass is contiguous, and reads the four
+    neighbours with one index array from four shifted views of the batch."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._scratch: dict[str, np.ndarray] = {}
+        self._shape: tuple[int, int, np.dtype] | None = None
+
+    def __call__(
+        self, X: np.ndarray, coords: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """X (n, size*size) images, coords (2, n, pixels) the x and y each output pixel reads
+        (image coordinates, 0 .. size-1 inside; overwritten) -> (n, pixels), in ``out`` when
+        given, of X's float dtype."""
+        n, pixels = coords.shape[1:]
+        out = np.empty((n, pixels), X.dtype) if out is None else out
+        for start in range(0, n, MAX_BATCH):  # slices keep flat indices exact in float32
+            stop = min(start + MAX_BATCH, n)
+            self._sample(X[start:stop], coords[:, start:stop], out[start:stop])
+        return out
+
+    def _sample(self, X: np.ndarray, coords: np.ndarray, out: np.ndarray) -> None:
+        n, pixels = coords.shape[1:]
+        side = self.size + 2  # the batch is copied into frames with a black border 1 pixel wide
+        buf = self._buffers(n, pixels, X.dtype)
+        padded = buf["padded"]
+        padded[:, 1:-1, 1:-1] = X.reshape(n, self.size, self.size)
+        np.clip(coords, -1, self.size - 0.001, out=coords)  # -1 and size: the black border
+        corner = buf["corner"]
+        np.floor(coords, out=corner[:2])
+        coords -= corner[:2]  # the fractional parts
+        fx, fy = coords
+        # flat index of the top-left neighbour in the padded batch, (x0 + 1) + side (y0 + 1)
+        # + image offset, as one product [1, side, 1] @ [x0; y0; offset + side + 1] (exact in
+        # float32 below 2^24), then one cast to the native integers take() is fastest with
+        base_f = buf["base_f"]
+        np.matmul(buf["index_weights"], corner.reshape(3, -1), out=base_f.reshape(-1))
+        base = buf["base"]
+        base[...] = base_f
+        # the four neighbours: one index into the batch shifted by 0, 1, side and side + 1
+        # pixels (views, no copies). Indices are in range by construction, where mode="wrap"
+        # is the identity and take()'s fastest loop
+        flat = padded.reshape(-1)
+        top = np.take(flat, base, mode="wrap", out=out)  # the result
+        right = np.take(flat[1:], base, out=buf["right"], mode="wrap")
+        right -= top
+        right *= fx
+        top += right  # lerp(I00, I01, fx)
+        bottom = np.take(flat[side:], base, out=buf["bottom"], mode="wrap")
+        right = np.take(flat[side + 1:], base, out=buf["right"], mode="wrap")
+        right -= bottom
+        right *= fx
+        bottom += right  # lerp(I10, I11, fx)
+        bottom -= top
+        bottom *= fy
+        top += bottom  # lerp(top, bottom, fy)
+
+    def _buffers(self, n: int, pixels: int, dtype: np.dtype) -> dict[str, np.ndarray]:
+        """Scratch arrays for n images of ``pixels`` outputs, made when the shape changes."""
+        if self._shape != (n, pixels, dtype):
+            side = self.size + 2
+            offsets = np.arange(n, dtype=dtype) * side**2 + side + 1  # + (1, 1): the border
+            corner = np.empty((3, n, pixels), dtype)  # rows x0, y0 (per call) and offset
+            corner[2] = offsets[:, None]
+            self._scratch = {
+                "padded": np.zeros((n, side, side), dtype),  # the border stays black
+                "corner": corner,
+                "index_weights": np.array([1, side, 1], dtype),
+                "base_f": np.empty((n, pixels), dtype),
+                "base": np.empty((n, pixels), np.intp),
+                "right": np.empty((n, pixels), dtype),
+                "bottom": np.empty((n, pixels), dtype),
+            }
+            self._shape = (n, pixels, dtype)
+        return self._scratch
 
 
 def transform_inputs(name: str, X: np.ndarray, gamma: float = 1.0) -> np.ndarray:
