@@ -252,6 +252,19 @@ def test_bilinear_sampler_matches_the_textbook_formula(dtype: type) -> None:
         np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+def test_bilinear_sampler_reads_large_batches_in_slices(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Batches above MAX_BATCH are sampled slice by slice (float32 flat indices stay exact),
+    with the same result as one pass."""
+    from numeral.nn.inputs import BilinearSampler
+
+    rng = np.random.default_rng(4)
+    X = rng.random((7, 784), dtype=np.float32)
+    coords = rng.uniform(-4, 30, (2, 7, 784)).astype(np.float32)
+    whole = BilinearSampler(28)(X, coords.copy())
+    monkeypatch.setattr("numeral.nn.inputs.MAX_BATCH", 3)
+    np.testing.assert_array_equal(BilinearSampler(28)(X, coords.copy()), whole)
+
+
 def test_deskew_straightens_a_slanted_stroke_and_centres_it() -> None:
     from numeral.nn.inputs import deskew
 
