@@ -46,6 +46,9 @@ def main() -> None:
     parser.add_argument("--splits", nargs="+", default=["random", "sheet"])
     parser.add_argument("--seeds", type=int, default=3, help="seeds for the best preset")
     parser.add_argument("--out", type=Path, default=Path("runs/accuracy"))
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep runs this script already finished in --out (model.npz and "
+                             "seconds.txt), train only the missing ones")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     path = resolve_data_path(None)
@@ -58,9 +61,13 @@ def main() -> None:
             for seed in seeds:
                 out = args.out / f"{preset}-{how}-seed{seed}"
                 config = load_config(preset, [f'split="{how}"', f"seed={seed}"])
-                started = time.perf_counter()
-                run_experiment(config, DataSource(str(path)), out, progress=False)
-                seconds.append(time.perf_counter() - started)
+                if args.reuse and (out / "seconds.txt").is_file():
+                    seconds.append(float((out / "seconds.txt").read_text()))
+                else:
+                    started = time.perf_counter()
+                    run_experiment(config, DataSource(str(path)), out, progress=False)
+                    seconds.append(time.perf_counter() - started)
+                    (out / "seconds.txt").write_text(f"{seconds[-1]:.1f}\n")
                 accuracies.append(measured_accuracy(out / "model.npz", data))
                 print(f"{preset} {how} seed {seed}: {accuracies[-1]:.2%} "
                       f"in {seconds[-1]:.0f} s", flush=True)

@@ -11,11 +11,17 @@ the other 20 %, so choosing between variants never looks at the test split. Runs
 as parallel ``numeral train`` processes with ``--threads`` BLAS threads each (pinned to
 their own cores where the machine has enough), so a 16-core machine screens 8 networks at
 once. Prints one row per variant: the validation error of each seed and their mean.
+
+Then it asks what a committee would gain: every network's validation probabilities (saved
+to ``OUT/val_probs.npz``) are averaged per variant and over all networks, and the images
+that at least half of the networks misread are counted by confusion (``--hard PNG`` draws
+them). ``--from-probs NPZ`` repeats that analysis from an earlier screen's file alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import os
 import shlex
@@ -25,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 from typing import IO
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXED = ["ensemble=1", 'input_transform="none"', "val_fraction=0.2"]
@@ -56,16 +64,84 @@ def final_val_error(run: Path) -> float | None:
         return None
 
 
+def validation_probabilities(runs: list[Path], out: Path) -> dict[str, np.ndarray]:
+    """Each finished run's class probabilities on its validation split -> out/val_probs.npz
+    (with the labels as ``y``); every run of a screen shares that split (``split_seed``)."""
+    import numeral
+    from numeral.train.config import load_config
+    from numeral.train.experiment import DataSource, prepare_data
+
+    done = [run for run in runs if (run / "model.npz").is_file()]
+    if not done:
+        return {}
+    config = load_config(str(done[0] / "config.toml"))
+    data = prepare_data(config, DataSource(data=None))
+    assert data.val is not None
+    probs = {run.name: numeral.load_model(str(run / "model.npz")).predict_proba(data.val.X)
+             for run in done}
+    split = np.array(config.split)
+    np.savez_compressed(out / "val_probs.npz", y=data.val.y, split=split, **probs)
+    return {"y": data.val.y, "split": split, **probs}
+
+
+def committee_report(probs: dict[str, np.ndarray], hard_png: Path | None) -> None:
+    """Committee errors per variant and overall, and the images most networks misread."""
+    y, split = probs.pop("y"), str(probs.pop("split", "random"))
+    runs = sorted(probs)
+
+    def error(names: list[str]) -> str:
+        wrong = int((np.mean([probs[n] for n in names], axis=0).argmax(1) != y).sum())
+        return f"{100 * wrong / len(y):.2f} % ({wrong} of {len(y)})"
+
+    print("\n| committee (probabilities averaged) | networks | validation error |\n|---|---|---|")
+    variants = collections.defaultdict(list)
+    for name in runs:
+        variants[name.rpartition("-seed")[0]].append(name)
+    for label, names in variants.items():
+        print(f"| {label} | {len(names)} | {error(names)} |")
+    print(f"| every network | {len(runs)} | {error(runs)} |")
+    misread = np.array([probs[n].argmax(1) != y for n in runs])  # (networks, images)
+    singles = misread.sum(axis=1)
+    hard = np.flatnonzero(2 * misread.sum(axis=0) >= len(runs))
+    guesses = np.array([probs[n].argmax(1) for n in runs])
+    guess = {int(i): collections.Counter(guesses[misread[:, i], i].tolist()).most_common(1)[0][0]
+             for i in hard}  # the wrong class the networks name most often
+    pairs = collections.Counter((int(y[i]), guess[i]) for i in hard)
+    print(f"\nOne network misreads {singles.min()}-{singles.max()} images; {len(hard)} are misread "
+          f"by at least half of the {len(runs)} networks: "
+          + ", ".join(f"{t} as {g}: {n}" for (t, g), n in pairs.most_common()))
+    if hard_png is not None and len(hard):
+        from numeral.train.config import load_config
+        from numeral.train.experiment import DataSource, prepare_data
+        from numeral.viz.figures import image_grid
+
+        config = load_config("best", ["val_fraction=0.2", f"split={split!r}"])
+        data = prepare_data(config, DataSource(data=None))
+        assert data.val is not None and np.array_equal(data.val.y, y)
+        titles = [f"label {y[i]}, read {guess[i]}\nby {misread[:, i].sum()} of {len(runs)}"
+                  for i in hard]
+        image_grid(data.val.images[hard], titles, hard_png)
+        print(f"gallery: {hard_png}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("variants", nargs="+", help="'label: key=value ...'")
+    parser.add_argument("variants", nargs="*", help="'label: key=value ...'")
     parser.add_argument("--base", default="best", help="preset the variants change")
     parser.add_argument("--split", default="random", choices=["random", "sheet"])
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     parser.add_argument("--threads", type=int, default=2, help="BLAS threads per network")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "screen")
+    parser.add_argument("--hard", type=Path, help="PNG of the images most networks misread")
+    parser.add_argument("--from-probs", type=Path, help="analyse this val_probs.npz only")
     args = parser.parse_args()
+    if args.from_probs:
+        with np.load(args.from_probs, allow_pickle=False) as saved:
+            committee_report({k: saved[k] for k in saved.files}, args.hard)
+        return
+    if not args.variants:
+        parser.error("give at least one variant, or --from-probs")
     variants = [parse_variant(v) for v in args.variants]
     env = dict(os.environ, PYTHONUNBUFFERED="1", MPLBACKEND="Agg",
                **{k: str(args.threads) for k in
@@ -109,6 +185,11 @@ def main() -> None:
         mean = f"{100 * statistics.mean(done):.2f} %" if done else "-"
         print(f"| {label} (`{' '.join(pairs)}`) | {each} | {mean} |")
     print(f"\n{len(variants) * args.seeds} networks in {time.perf_counter() - started:.0f} s")
+    runs = [args.out / f"{label.replace(' ', '_')}-seed{seed}"
+            for label, _ in variants for seed in range(args.seeds)]
+    probs = validation_probabilities(runs, args.out)
+    if probs:
+        committee_report(probs, args.hard)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ def test_every_preset_loads_and_validates() -> None:
         (["input_transform=['none', 'blur']"], "'input_transform'.*must be one of"),
         (["input_gamma=0"], "'input_gamma'.*must be in"),
         (["early_stopping=3"], "needs val_fraction"),
+        (["train_metrics_sample=-1"], "'train_metrics_sample'.*must be >= 0"),
         (["epochs"], "expected key=value"),
         (["latent_layer=2"], "'latent_layer'.*must index one of the 2 hidden layers"),
     ],
@@ -296,3 +297,23 @@ def test_ctrl_c_keeps_a_checkpoint_and_says_how_to_resume(tibetan_path: Path,
     assert (out / "checkpoint.npz").is_file() and not (out / "model.npz").exists()
     assert main(["train", "--resume", str(out), "--epochs", "3", "--quiet"]) == 0
     assert (out / "model.npz").is_file()
+
+
+def test_learning_curves_on_a_training_sample_leave_the_training_alone(tibetan) -> None:  # type: ignore[no-untyped-def]
+    from numeral.train.loop import Split, Trainer
+
+    pick = np.random.default_rng(5).permutation(len(tibetan.y))[:1500]
+    train = Split(tibetan.X[pick], tibetan.y[pick])
+    runs = {}
+    for size in (0, 300):
+        config = load_config("baseline", ["hidden=[32]", "epochs=2", "batch_size=128",
+                                          f"train_metrics_sample={size}"])
+        runs[size] = Trainer(config, train, progress=False).run()
+    whole, sampled = runs[0], runs[300]
+    assert isinstance(whole.model, Network) and isinstance(sampled.model, Network)
+    np.testing.assert_array_equal(sampled.model.flat, whole.model.flat)  # same weights
+    for row, full_row in zip(sampled.history, whole.history, strict=True):
+        errors = row["train_error"] * 300
+        assert abs(errors - round(errors)) < 1e-9  # scored on 300 images, not 1500
+        assert row["train_error"] == pytest.approx(full_row["train_error"], abs=0.05)
+        assert row["train_loss"] != full_row["train_loss"]

@@ -69,6 +69,8 @@ class Config:
     ensemble: int = 1  # networks trained with seeds seed, seed+1, ...; probabilities averaged
     seed: int = 0
     # what the report records
+    train_metrics_sample: int = 0  # learning curves: the training loss/error of a fixed random
+    # sample of this many training images each epoch (0: all of them; a sample is cheaper)
     snapshot_epochs: list[int] = field(default_factory=list)  # default: first, middle, last
     latent_layer: int = -1  # hidden layer of the latent-feature figure (-1: the last one)
     # a study: several variants of this config, each a table of overrides
@@ -180,8 +182,9 @@ def validate(c: Config, origin: str = "config") -> None:
             raise bad(key, "must be >= 1")
     if not -len(c.hidden) <= c.latent_layer < len(c.hidden):
         raise bad("latent_layer", f"must index one of the {len(c.hidden)} hidden layers")
-    if c.early_stopping < 0:
-        raise bad("early_stopping", "must be >= 0")
+    for key in ("early_stopping", "train_metrics_sample"):
+        if getattr(c, key) < 0:
+            raise bad(key, "must be >= 0")
     if c.early_stopping and not c.val_fraction:
         raise bad("early_stopping", "needs val_fraction > 0 (a validation split)")
     for name, overrides in c.study.items():

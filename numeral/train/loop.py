@@ -54,6 +54,15 @@ def default_snapshot_epochs(epochs: int) -> list[int]:
     return sorted({1, max(1, epochs // 2), epochs})
 
 
+def train_sample(train: Split, size: int, seed: int) -> Split:
+    """The training images the learning curves score each epoch: all of them (size 0 or at
+    least the split), else a fixed random sample of ``size``, drawn once from ``seed``."""
+    if not 0 < size < len(train.y):
+        return train
+    keep = np.sort(np.random.default_rng([seed, 7]).choice(len(train.y), size, replace=False))
+    return Split(train.X[keep], train.y[keep])
+
+
 class Trainer:
     """Trains ``config.ensemble`` networks on (X, y) and keeps what the report needs."""
 
@@ -73,6 +82,7 @@ class Trainer:
     ) -> None:
         self.config = config
         self.train, self.test, self.val = train, test, val
+        self.train_metrics = train_sample(train, config.train_metrics_sample, config.split_seed)
         self.n_classes = max(n_classes, int(train.y.max()) + 1 if len(train.y) else 2)
         self.meta = meta or {}
         self.checkpoint = checkpoint
@@ -98,8 +108,11 @@ class Trainer:
 
     def inputs(self, name: str, net: Network) -> np.ndarray:
         """Split ``name``'s X as ``net``'s first layer sees it, transformed once per run."""
-        split = {"train": self.train, "test": self.test, "val": self.val}[name]
+        split = {"train": self.train, "train_metrics": self.train_metrics, "test": self.test,
+                 "val": self.val}[name]
         assert split is not None
+        if split is self.train:
+            name = "train"  # train_metrics is the whole training split: prepare it once
         key = (name, net.input_signature)  # split, and how net reads its inputs
         if key not in self._prepared:
             self._prepared[key] = net.prepare(split.X)
@@ -234,9 +247,11 @@ class Trainer:
         if not np.isfinite(net.flat).all():
             raise self.diverged(epoch, "weights became NaN or infinite")
         row: dict[str, float] = {"epoch": epoch}
-        for name, split in (("train", self.train), ("test", self.test), ("val", self.val)):
+        splits = (("train", "train_metrics", self.train_metrics), ("test", "test", self.test),
+                  ("val", "val", self.val))
+        for name, source, split in splits:
             if split is not None:
-                proba = softmax(net.logits(self.inputs(name, net), prepared=True))
+                proba = softmax(net.logits(self.inputs(source, net), prepared=True))
                 row[f"{name}_loss"] = cross_entropy(proba, split.y)
                 row[f"{name}_error"] = float(np.mean(np.argmax(proba, 1) != split.y))
         row.update(seconds=round(seconds, 3), lr=lr, member=member)
