@@ -122,6 +122,18 @@ def committee_report(probs: dict[str, np.ndarray], hard_png: Path | None) -> Non
                   for i in hard]
         image_grid(data.val.images[hard], titles, hard_png)
         print(f"gallery: {hard_png}")
+        nearest = nearest_neighbour(data.train.X, data.val.X)
+        read = data.train.y[nearest]
+        right = int((read == y)[hard].sum())
+        print(f"A raw-pixel nearest neighbour (in the training part) reads {right}"
+              f" of these {len(hard)} correctly; its own validation error is "
+              f"{100 * np.mean(read != y):.2f} %")
+
+
+def nearest_neighbour(train: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """argmin_j |q_i - t_j|^2 = argmin_j (|t_j|^2 - 2 q_i . t_j) for each query row i."""
+    train, query = train.astype(np.float32), query.astype(np.float32)
+    return np.argmin((train**2).sum(axis=1) - 2 * query @ train.T, axis=1)
 
 
 def main() -> None:
