@@ -34,6 +34,13 @@ from typing import IO
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numeral
+from numeral.train.config import Config, load_config
+from numeral.train.experiment import DataSource, RunData, prepare_data
+from numeral.viz.figures import image_grid
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXED = ["ensemble=1", 'input_transform="none"', "val_fraction=0.2"]
 
@@ -64,29 +71,36 @@ def final_val_error(run: Path) -> float | None:
         return None
 
 
-def validation_probabilities(runs: list[Path], out: Path) -> dict[str, np.ndarray]:
-    """Each finished run's class probabilities on its validation split -> out/val_probs.npz
-    (with the labels as ``y``); every run of a screen shares that split (``split_seed``)."""
-    import numeral
-    from numeral.train.config import load_config
-    from numeral.train.experiment import DataSource, prepare_data
+def validation_data(config: Config) -> RunData:
+    """The train / validation split a screen's networks were scored on (``split_seed``)."""
+    data = prepare_data(config, DataSource(data=None))
+    assert data.val is not None
+    return data
 
+
+def validation_probabilities(runs: list[Path], out: Path) -> tuple[dict[str, np.ndarray],
+                                                                   RunData | None]:
+    """Each finished run's class probabilities on the validation split, which every run of a
+    screen shares -> out/val_probs.npz (with the labels as ``y`` and the ``split``)."""
     done = [run for run in runs if (run / "model.npz").is_file()]
     if not done:
-        return {}
+        return {}, None
     config = load_config(str(done[0] / "config.toml"))
-    data = prepare_data(config, DataSource(data=None))
+    data = validation_data(config)
     assert data.val is not None
     probs = {run.name: numeral.load_model(str(run / "model.npz")).predict_proba(data.val.X)
              for run in done}
     split = np.array(config.split)
     np.savez_compressed(out / "val_probs.npz", y=data.val.y, split=split, **probs)
-    return {"y": data.val.y, "split": split, **probs}
+    return {"y": data.val.y, "split": split, **probs}, data
 
 
-def committee_report(probs: dict[str, np.ndarray], hard_png: Path | None) -> None:
-    """Committee errors per variant and overall, and the images most networks misread."""
-    y, split = probs.pop("y"), str(probs.pop("split", "random"))
+def committee_report(saved: dict[str, np.ndarray], hard_png: Path | None,
+                     data: RunData | None = None) -> None:
+    """Committee errors per variant and overall, and the images most networks misread.
+    ``saved`` is what val_probs.npz holds; ``data`` the split (loaded here when not given)."""
+    probs = {name: p for name, p in saved.items() if name not in ("y", "split")}
+    y, split = saved["y"], str(saved.get("split", "random"))
     runs = sorted(probs)
 
     def error(names: list[str]) -> str:
@@ -100,10 +114,10 @@ def committee_report(probs: dict[str, np.ndarray], hard_png: Path | None) -> Non
     for label, names in variants.items():
         print(f"| {label} | {len(names)} | {error(names)} |")
     print(f"| every network | {len(runs)} | {error(runs)} |")
-    misread = np.array([probs[n].argmax(1) != y for n in runs])  # (networks, images)
+    guesses = np.array([probs[n].argmax(1) for n in runs])  # (networks, images)
+    misread = guesses != y
     singles = misread.sum(axis=1)
     hard = np.flatnonzero(2 * misread.sum(axis=0) >= len(runs))
-    guesses = np.array([probs[n].argmax(1) for n in runs])
     guess = {int(i): collections.Counter(guesses[misread[:, i], i].tolist()).most_common(1)[0][0]
              for i in hard}  # the wrong class the networks name most often
     pairs = collections.Counter((int(y[i]), guess[i]) for i in hard)
@@ -111,12 +125,8 @@ def committee_report(probs: dict[str, np.ndarray], hard_png: Path | None) -> Non
           f"by at least half of the {len(runs)} networks: "
           + ", ".join(f"{t} as {g}: {n}" for (t, g), n in pairs.most_common()))
     if hard_png is not None and len(hard):
-        from numeral.train.config import load_config
-        from numeral.train.experiment import DataSource, prepare_data
-        from numeral.viz.figures import image_grid
-
-        config = load_config("best", ["val_fraction=0.2", f"split={split!r}"])
-        data = prepare_data(config, DataSource(data=None))
+        if data is None:  # --from-probs: the screens' split of the default base
+            data = validation_data(load_config("best", [*FIXED, f"split={split!r}"]))
         assert data.val is not None and np.array_equal(data.val.y, y)
         titles = [f"label {y[i]}, read {guess[i]}\nby {misread[:, i].sum()} of {len(runs)}"
                   for i in hard]
@@ -199,9 +209,9 @@ def main() -> None:
     print(f"\n{len(variants) * args.seeds} networks in {time.perf_counter() - started:.0f} s")
     runs = [args.out / f"{label.replace(' ', '_')}-seed{seed}"
             for label, _ in variants for seed in range(args.seeds)]
-    probs = validation_probabilities(runs, args.out)
+    probs, data = validation_probabilities(runs, args.out)
     if probs:
-        committee_report(probs, args.hard)
+        committee_report(probs, args.hard, data)
 
 
 if __name__ == "__main__":
