@@ -46,6 +46,7 @@ def test_every_preset_loads_and_validates() -> None:
         (["input_gamma=0"], "'input_gamma'.*must be in"),
         (["early_stopping=3"], "needs val_fraction"),
         (["train_metrics_sample=-1"], "'train_metrics_sample'.*must be >= 0"),
+        (["augment_until=0"], "'augment_until'.*must be in \\(0, 1\\]"),
         (["epochs"], "expected key=value"),
         (["latent_layer=2"], "'latent_layer'.*must index one of the 2 hidden layers"),
     ],
@@ -317,3 +318,20 @@ def test_learning_curves_on_a_training_sample_leave_the_training_alone(tibetan) 
         assert abs(errors - round(errors)) < 1e-9  # scored on 300 images, not 1500
         assert row["train_error"] == pytest.approx(full_row["train_error"], abs=0.05)
         assert row["train_loss"] != full_row["train_loss"]
+
+
+def test_augment_until_leaves_the_last_epochs_undistorted(tibetan) -> None:  # type: ignore[no-untyped-def]
+    from numeral.train.loop import Split, Trainer
+
+    train = Split(tibetan.X[:300], tibetan.y[:300])
+    config = load_config("baseline", ["epochs=8", "augment=true", "augment_until=0.75",
+                                      "batch_size=100", "shuffle=false"])
+    trainer = Trainer(config, train, progress=False)
+    assert [trainer.distorts(e) for e in range(1, 9)] == [True] * 6 + [False] * 2
+    rng = np.random.default_rng(0)
+    clean = np.concatenate([X for X, _ in trainer.batches(train.X, rng, rng, distort=False)])
+    np.testing.assert_array_equal(clean, train.X)  # the images as written
+    warped = np.concatenate([X for X, _ in trainer.batches(train.X, rng, rng, distort=True)])
+    assert np.abs(warped - train.X).mean() > 0.01
+    plain = Trainer(config.replace(augment=False), train, progress=False)
+    assert not any(plain.distorts(e) for e in range(1, 9))

@@ -66,6 +66,8 @@ class Config:
     augment_scale: float = 0.1
     augment_shear: float = 0.1
     augment_elastic: float = 0.0
+    augment_until: float = 1.0  # fraction of the epochs that see distorted images; the last
+    # ones (1 - augment_until) train on the images as written, at the schedule's low rates
     ensemble: int = 1  # networks trained with seeds seed, seed+1, ...; probabilities averaged
     seed: int = 0
     # what the report records
@@ -175,6 +177,8 @@ def validate(c: Config, origin: str = "config") -> None:
     for key in ("dropout", "momentum", "val_fraction", "warmup", "label_smoothing"):
         if not 0 <= getattr(c, key) < 1:
             raise bad(key, "must be in [0, 1)")
+    if not 0 < c.augment_until <= 1:
+        raise bad("augment_until", "must be in (0, 1]")
     if not 0 < c.test_fraction < 1:
         raise bad("test_fraction", "must be in (0, 1)")
     for key in ("batch_size", "epochs", "ensemble", "step_epochs"):

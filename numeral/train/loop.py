@@ -196,19 +196,26 @@ class Trainer:
         ensemble.meta = dict(self.meta)
         return ensemble
 
+    def distorts(self, epoch: int) -> bool:
+        """Whether epoch (1-based) distorts its images: augmentation is on and the epoch is
+        among the first ``augment_until`` of them."""
+        c = self.config
+        return self.augmenter is not None and epoch <= math.ceil(c.augment_until * c.epochs)
+
     def batches(
-        self, X: np.ndarray, epoch_rng: np.random.Generator, aug_rng: np.random.Generator
+        self, X: np.ndarray, epoch_rng: np.random.Generator, aug_rng: np.random.Generator,
+        distort: bool = True,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Mini-batches of one epoch of the training inputs X, distorted when augmentation is
-        on. (Distorting in a background thread was measured no faster on 2 cores: BLAS
-        already uses both.)"""
+        on and ``distort``. (Distorting in a background thread was measured no faster on 2
+        cores: BLAS already uses both.)"""
         y, size = self.train.y, self.config.batch_size
         order = epoch_rng.permutation(len(y)) if self.config.shuffle else np.arange(len(y))
         distorted: dict[int, np.ndarray] = {}  # one reused buffer per batch size
         for start in range(0, len(y), size):
             idx = order[start : start + size]
             Xb = X[idx]
-            if self.augmenter is not None:  # each batch is used up before the next is made
+            if distort and self.augmenter is not None:  # each batch is used up before the next
                 out = distorted.setdefault(len(idx), np.empty(Xb.shape, np.float32))
                 Xb = self.augmenter(Xb, aug_rng, out=out)
             yield Xb, y[idx]
@@ -226,7 +233,8 @@ class Trainer:
         started = time.perf_counter()
         running = 0.0
         lr = c.lr
-        batches = self.batches(self.inputs("train", net), epoch_rng, aug_rng)
+        batches = self.batches(self.inputs("train", net), epoch_rng, aug_rng,
+                               distort=self.distorts(epoch))
         for i, (Xb, yb) in enumerate(batches):
             lr = learning_rate(c.schedule, c.lr, step / total_steps, epochs=c.epochs,
                                warmup=c.warmup, step_epochs=c.step_epochs, gamma=c.gamma)
