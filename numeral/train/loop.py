@@ -215,7 +215,7 @@ class Trainer:
         for start in range(0, len(y), size):
             idx = order[start : start + size]
             Xb = X[idx]
-            if distort and self.augmenter is not None:  # each batch is used up before the next
+            if distort and self.augmenter is not None:  # used up before the next is made
                 out = distorted.setdefault(len(idx), np.empty(Xb.shape, np.float32))
                 Xb = self.augmenter(Xb, aug_rng, out=out)
             yield Xb, y[idx]
