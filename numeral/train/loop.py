@@ -99,21 +99,18 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.snapshots: dict[str, np.ndarray] = {}
         self.members: list[np.ndarray] = []  # flat parameters of finished ensemble members
-        self._prepared: dict[tuple[str, tuple[str, float, str]], np.ndarray] = {}
+        # X of each split as each kind of first layer reads it: (id(split), input_signature)
+        self._prepared: dict[tuple[int, tuple[str, float, str]], np.ndarray] = {}
 
     def transform_of(self, member: int) -> str:
         """The input transform of ensemble member ``member`` (a list is taken in turn)."""
         t = self.config.input_transform
         return t if isinstance(t, str) else t[member % len(t)]
 
-    def inputs(self, name: str, net: Network) -> np.ndarray:
-        """Split ``name``'s X as ``net``'s first layer sees it, transformed once per run."""
-        split = {"train": self.train, "train_metrics": self.train_metrics, "test": self.test,
-                 "val": self.val}[name]
-        assert split is not None
-        if split is self.train:
-            name = "train"  # train_metrics is the whole training split: prepare it once
-        key = (name, net.input_signature)  # split, and how net reads its inputs
+    def inputs(self, split: Split, net: Network) -> np.ndarray:
+        """``split``'s X as ``net``'s first layer sees it, transformed once per run (a
+        learning-curve sample that is the whole training split shares its entry)."""
+        key = (id(split), net.input_signature)  # the trainer holds every split it is given
         if key not in self._prepared:
             self._prepared[key] = net.prepare(split.X)
         return self._prepared[key]
@@ -132,7 +129,7 @@ class Trainer:
             input_gamma=c.input_gamma,
         )
         if c.standardize:
-            X = self.inputs("train", net)
+            X = self.inputs(self.train, net)
             net.set_standardization(X.mean(axis=0), X.std(axis=0))
         net.meta = dict(self.meta)
         return net
@@ -233,7 +230,7 @@ class Trainer:
         started = time.perf_counter()
         running = 0.0
         lr = c.lr
-        batches = self.batches(self.inputs("train", net), epoch_rng, aug_rng,
+        batches = self.batches(self.inputs(self.train, net), epoch_rng, aug_rng,
                                distort=self.distorts(epoch))
         for i, (Xb, yb) in enumerate(batches):
             lr = learning_rate(c.schedule, c.lr, step / total_steps, epochs=c.epochs,
@@ -255,11 +252,9 @@ class Trainer:
         if not np.isfinite(net.flat).all():
             raise self.diverged(epoch, "weights became NaN or infinite")
         row: dict[str, float] = {"epoch": epoch}
-        splits = (("train", "train_metrics", self.train_metrics), ("test", "test", self.test),
-                  ("val", "val", self.val))
-        for name, source, split in splits:
+        for name, split in (("train", self.train_metrics), ("test", self.test), ("val", self.val)):
             if split is not None:
-                proba = softmax(net.logits(self.inputs(source, net), prepared=True))
+                proba = softmax(net.logits(self.inputs(split, net), prepared=True))
                 row[f"{name}_loss"] = cross_entropy(proba, split.y)
                 row[f"{name}_error"] = float(np.mean(np.argmax(proba, 1) != split.y))
         row.update(seconds=round(seconds, 3), lr=lr, member=member)
@@ -299,7 +294,7 @@ class Trainer:
     def take_snapshot(self, net: Network, epoch: int) -> None:
         """Latent features (2-D) of every training sample and histograms of each hidden
         layer's activations, at this epoch."""
-        hidden = net.hidden_activations(self.inputs("train", net), prepared=True)
+        hidden = net.hidden_activations(self.inputs(self.train, net), prepared=True)
         if not hidden:
             return
         layer = self.config.latent_layer % len(hidden)
