@@ -61,6 +61,11 @@ def command(base: str, split: str, pairs: list[str], seed: int, out: Path) -> li
             *settings, "--out", str(out), "--quiet"]
 
 
+def run_dir(out: Path, label: str, seed: int) -> Path:
+    """Where the network of variant ``label`` and ``seed`` is trained."""
+    return out / f"{label.replace(' ', '_')}-seed{seed}"
+
+
 def final_val_error(run: Path) -> float | None:
     """The validation error after the last epoch, from the run's metrics.csv."""
     try:
@@ -181,7 +186,7 @@ def main() -> None:
             if slot in running or not queue:
                 continue
             label, pairs, seed = queue.pop(0)
-            run = args.out / f"{label.replace(' ', '_')}-seed{seed}"
+            run = run_dir(args.out, label, seed)
             run.mkdir(parents=True, exist_ok=True)
             cmd = command(args.base, args.split, pairs, seed, run)
             if args.jobs * args.threads <= cores:  # pin each network to its own cores
@@ -195,20 +200,18 @@ def main() -> None:
           f"per seed | mean |")
     print("|---|---|---|")
     for label, pairs in variants:
-        errors = [final_val_error(args.out / f"{label.replace(' ', '_')}-seed{seed}")
-                  for seed in range(args.seeds)]
+        errors = [final_val_error(run_dir(args.out, label, seed)) for seed in range(args.seeds)]
         done = [e for e in errors if e is not None]
         for seed, error in enumerate(errors):
             if error is None:
-                log = args.out / f"{label.replace(' ', '_')}-seed{seed}" / "log.txt"
+                log = run_dir(args.out, label, seed) / "log.txt"
                 tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
                 print(f"screen: {label}, seed {seed} failed: {tail[0]}", file=sys.stderr)
         each = ", ".join("failed" if e is None else f"{100 * e:.2f} %" for e in errors)
         mean = f"{100 * statistics.mean(done):.2f} %" if done else "-"
         print(f"| {label} (`{' '.join(pairs)}`) | {each} | {mean} |")
     print(f"\n{len(variants) * args.seeds} networks in {time.perf_counter() - started:.0f} s")
-    runs = [args.out / f"{label.replace(' ', '_')}-seed{seed}"
-            for label, _ in variants for seed in range(args.seeds)]
+    runs = [run_dir(args.out, label, seed) for label, _ in variants for seed in range(args.seeds)]
     probs, data = validation_probabilities(runs, args.out)
     if probs:
         committee_report(probs, args.hard, data)
