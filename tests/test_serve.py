@@ -203,8 +203,19 @@ def test_drawing_a_numeral_in_a_real_browser(server: str, tmp_path: Path) -> Non
         page.wait_for_function("document.querySelector('#label').dataset.label !== ''")
         assert page.locator("#label").get_attribute("data-label") == "0"
         assert page.locator("#top3 li").count() == 3
+        # beside the guess: the training data's own example of that class, pixel for pixel
+        shown, expected = page.evaluate("""async () => {
+            const grey = (c) => Array.from(c.getContext("2d").getImageData(0, 0, 28, 28).data)
+                .filter((v, i) => i % 4 === 0);
+            const info = await (await fetch("/api/model")).json();
+            return [grey(document.querySelector("#looks-like")), info.reference[0]];
+        }""")
+        assert len(expected) == 784 and max(expected) > 0 and shown == expected
+        assert page.locator("#top3 li canvas").count() == 3
         shot = Path(os.environ.get("NUMERAL_SCREENSHOT", tmp_path / "page.png"))
         page.screenshot(path=str(shot), full_page=True)
         page.click("#clear")
         assert page.locator("#label").text_content() == "–"
+        assert page.evaluate("""() => Array.from(document.querySelector("#looks-like")
+            .getContext("2d").getImageData(0, 0, 28, 28).data).every((v) => v === 0)""")
         browser.close()
