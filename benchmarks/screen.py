@@ -15,7 +15,12 @@ once. Prints one row per variant: the validation error of each seed and their me
 Then it asks what a committee would gain: every network's validation probabilities (saved
 to ``OUT/val_probs.npz``) are averaged per variant and over all networks, and the images
 that at least half of the networks misread are counted by confusion (``--hard PNG`` draws
-them). ``--from-probs NPZ`` repeats that analysis from an earlier screen's file alone.
+them). ``--from-probs NPZ [NPZ ...]`` repeats that analysis from earlier screens' files alone
+(screens of the same split), and ``--committee 'a-seed0+b-seed1+...'`` (repeatable) adds the
+error of any mix of their networks:
+
+    python benchmarks/screen.py --from-probs runs/do/val_probs.npz runs/do3/val_probs.npz \
+        --committee 'do0-seed0+do0-seed1+dd0-seed0+dd0-seed1'
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ import statistics
 import subprocess
 import sys
 import time
+import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -76,6 +83,12 @@ def final_val_error(run: Path) -> float | None:
         return None
 
 
+def last_log_line(run: Path) -> str:
+    """The last line a run's ``numeral train`` wrote (its error, when it failed)."""
+    lines = (run / "log.txt").read_text(errors="replace").strip().splitlines()
+    return lines[-1] if lines else "no output"
+
+
 def validation_data(config: Config) -> RunData:
     """The train / validation split a screen's networks were scored on (``split_seed``)."""
     data = prepare_data(config, DataSource(data=None))
@@ -96,17 +109,47 @@ def validation_probabilities(runs: list[Path], out: Path) -> tuple[dict[str, np.
     probs = {run.name: numeral.load_model(str(run / "model.npz")).predict_proba(data.val.X)
              for run in done}
     split = np.array(config.split)
-    np.savez_compressed(out / "val_probs.npz", y=data.val.y, split=split, **probs)
-    return {"y": data.val.y, "split": split, **probs}, data
+    saved: dict[str, Any] = {"y": data.val.y, "split": split, **probs}
+    np.savez_compressed(out / "val_probs.npz", **saved)
+    return saved, data
+
+
+def merge_probs(paths: list[Path]) -> dict[str, np.ndarray]:
+    """The networks of several val_probs.npz files, which must score the same images."""
+    merged: dict[str, np.ndarray] = {}
+    for path in paths:
+        if not path.is_file():
+            raise SystemExit(f"screen: {path} does not exist; give a screen's val_probs.npz")
+        if not zipfile.is_zipfile(path):
+            raise SystemExit(f"screen: {path} is not a .npz file; give a screen's val_probs.npz")
+        with np.load(path, allow_pickle=False) as saved:
+            found = {k: saved[k] for k in saved.files}
+        if "y" not in found:
+            raise SystemExit(f"screen: {path} is not a val_probs.npz (it has no labels 'y')")
+        if "y" in merged and (not np.array_equal(merged["y"], found["y"])
+                              or str(merged["split"]) != str(found.get("split", "random"))):
+            raise SystemExit(f"screen: {path} scores other validation images than "
+                             f"{paths[0]}; merge only screens of the same split")
+        twice = sorted(set(merged) & set(found) - {"y", "split"})
+        if twice:
+            raise SystemExit(f"screen: {path} repeats network {twice[0]}; rename one screen's runs")
+        merged.update(found)
+    return merged
 
 
 def committee_report(saved: dict[str, np.ndarray], hard_png: Path | None,
-                     data: RunData | None = None) -> None:
-    """Committee errors per variant and overall, and the images most networks misread.
-    ``saved`` is what val_probs.npz holds; ``data`` the split (loaded here when not given)."""
+                     data: RunData | None = None, mixes: Sequence[str] = ()) -> None:
+    """Committee errors per variant, overall and for each ``'a+b+...'`` in ``mixes``, and the
+    images most networks misread. ``saved`` is what val_probs.npz holds; ``data`` the split
+    (loaded here when not given)."""
     probs = {name: p for name, p in saved.items() if name not in ("y", "split")}
     y, split = saved["y"], str(saved.get("split", "random"))
     runs = sorted(probs)
+    mixed = [mix.split("+") for mix in mixes]
+    unknown = sorted({n for names in mixed for n in names} - set(runs))
+    if unknown:
+        raise SystemExit(f"screen: --committee names {unknown[0]!r}, which no file holds; "
+                         f"the networks are: {', '.join(runs)}")
 
     def error(names: list[str]) -> str:
         wrong = int((np.mean([probs[n] for n in names], axis=0).argmax(1) != y).sum())
@@ -119,11 +162,13 @@ def committee_report(saved: dict[str, np.ndarray], hard_png: Path | None,
     for label, names in variants.items():
         print(f"| {label} | {len(names)} | {error(names)} |")
     print(f"| every network | {len(runs)} | {error(runs)} |")
+    for names in mixed:
+        print(f"| {' + '.join(names)} | {len(names)} | {error(names)} |")
     guesses = np.array([probs[n].argmax(1) for n in runs])  # (networks, images)
     misread = guesses != y
     singles = misread.sum(axis=1)
-    hard = np.flatnonzero(2 * misread.sum(axis=0) >= len(runs))
-    guess = {int(i): collections.Counter(guesses[misread[:, i], i].tolist()).most_common(1)[0][0]
+    hard = [int(i) for i in np.flatnonzero(2 * misread.sum(axis=0) >= len(runs))]
+    guess = {i: collections.Counter(guesses[misread[:, i], i].tolist()).most_common(1)[0][0]
              for i in hard}  # the wrong class the networks name most often
     pairs = collections.Counter((int(y[i]), guess[i]) for i in hard)
     print(f"\nOne network misreads {singles.min()}-{singles.max()} images; {len(hard)} are misread "
@@ -161,11 +206,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="BLAS threads per network")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "screen")
     parser.add_argument("--hard", type=Path, help="PNG of the images most networks misread")
-    parser.add_argument("--from-probs", type=Path, help="analyse this val_probs.npz only")
+    parser.add_argument("--from-probs", type=Path, nargs="+",
+                        help="analyse these val_probs.npz files only (same split)")
+    parser.add_argument("--committee", action="append", default=[], metavar="RUN+RUN+...",
+                        help="also score this mix of networks (run names, e.g. do0-seed0)")
     args = parser.parse_args()
     if args.from_probs:
-        with np.load(args.from_probs, allow_pickle=False) as saved:
-            committee_report({k: saved[k] for k in saved.files}, args.hard)
+        committee_report(merge_probs(args.from_probs), args.hard, mixes=args.committee)
         return
     if not args.variants:
         parser.error("give at least one variant, or --from-probs")
@@ -204,9 +251,8 @@ def main() -> None:
         done = [e for e in errors if e is not None]
         for seed, error in enumerate(errors):
             if error is None:
-                log = run_dir(args.out, label, seed) / "log.txt"
-                tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-                print(f"screen: {label}, seed {seed} failed: {tail[0]}", file=sys.stderr)
+                print(f"screen: {label}, seed {seed} failed: "
+                      f"{last_log_line(run_dir(args.out, label, seed))}", file=sys.stderr)
         each = ", ".join("failed" if e is None else f"{100 * e:.2f} %" for e in errors)
         mean = f"{100 * statistics.mean(done):.2f} %" if done else "-"
         print(f"| {label} (`{' '.join(pairs)}`) | {each} | {mean} |")
@@ -214,7 +260,7 @@ def main() -> None:
     runs = [run_dir(args.out, label, seed) for label, _ in variants for seed in range(args.seeds)]
     probs, data = validation_probabilities(runs, args.out)
     if probs:
-        committee_report(probs, args.hard, data)
+        committee_report(probs, args.hard, data, args.committee)
 
 
 if __name__ == "__main__":
