@@ -33,7 +33,7 @@ from numeral.train.experiment import DataSource, held_out, run_experiment
 PRESETS = ["seed", "seed-xavier", "baseline", "latent2d", "best"]
 
 
-def measured_accuracy(model_path: Path, data) -> float:  # type: ignore[no-untyped-def]
+def measured_accuracy(model_path: Path, data) -> float:
     model = numeral.load_model(str(model_path))
     test = held_out(data, model.meta)  # the test split recorded in the model file
     proba = model.predict_proba(data.X[test])

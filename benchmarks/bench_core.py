@@ -86,7 +86,7 @@ def numeral_epoch(X: np.ndarray, y: np.ndarray, order: np.ndarray) -> Callable[[
     return epoch
 
 
-def torch_fns(X: np.ndarray, y: np.ndarray, order: np.ndarray, threads: int):  # type: ignore[no-untyped-def]
+def torch_fns(X: np.ndarray, y: np.ndarray, order: np.ndarray, threads: int):
     import torch
 
     torch.set_num_threads(threads)

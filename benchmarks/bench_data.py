@@ -24,7 +24,7 @@ from numeral.train.config import Config
 from numeral.train.loop import Split, Trainer
 
 
-def epoch_seconds(X, y, augment: bool, epochs: int = 3) -> float:  # type: ignore[no-untyped-def]
+def epoch_seconds(X, y, augment: bool, epochs: int = 3) -> float:
     config = Config(hidden=[512, 256], epochs=epochs, augment=augment, augment_elastic=1.5)
     trainer = Trainer(config, Split(X, y), progress=False)
     trainer.run()

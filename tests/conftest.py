@@ -40,7 +40,7 @@ def tibetan_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tibetan(tibetan_path: Path):  # type: ignore[no-untyped-def]
+def tibetan(tibetan_path: Path):
     from numeral.data import load
 
     with warnings.catch_warnings():

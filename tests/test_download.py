@@ -18,7 +18,8 @@ class Server:
     """Serves one payload with Range support; the first full response is cut halfway."""
 
     def __init__(self, payload: bytes, drop_first: bool) -> None:
-        self.payload, self.drop_first, self.requests = payload, drop_first, []
+        self.payload, self.drop_first = payload, drop_first
+        self.requests: list[str | None] = []  # the Range header of each request
         server = self
 
         class Handler(BaseHTTPRequestHandler):

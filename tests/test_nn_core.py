@@ -97,13 +97,15 @@ def test_same_seed_gives_bit_identical_weights_after_training(rng: np.random.Gen
 def fit(net: Network, X: np.ndarray, y: np.ndarray, *, steps: int, lr: float,
         optimizer: str = "adam", l1: float = 0.0, l2: float = 0.0) -> None:
     opt = Optimizer(optimizer, net.n_params, net.dtype, net.decay_mask)
-    X, y = net.check_inputs(X, y)
+    X, labels = net.check_inputs(X, y)
+    assert labels is not None
+    y = labels
     for _ in range(steps):
         net.compute_gradients_(X, y, l1=l1, l2=l2)
         opt.step(net.flat, net.grad_flat, lr)
 
 
-def test_a_small_network_overfits_100_samples(tibetan) -> None:  # type: ignore[no-untyped-def]
+def test_a_small_network_overfits_100_samples(tibetan) -> None:
     pick = np.random.default_rng(1).choice(len(tibetan.y), 100, replace=False)
     X, y = tibetan.X[pick], tibetan.y[pick]
     assert len(set(y.tolist())) == 10
@@ -139,7 +141,7 @@ def test_l2_alone_decays_weights_geometrically_and_spares_biases() -> None:
     assert np.all(net.biases[0] == 0.7)
 
 
-def test_l1_makes_weights_sparse_and_l2_shrinks_norms(tibetan) -> None:  # type: ignore[no-untyped-def]
+def test_l1_makes_weights_sparse_and_l2_shrinks_norms(tibetan) -> None:
     pick = np.random.default_rng(2).choice(len(tibetan.y), 1000, replace=False)
     X, y = tibetan.X[pick], tibetan.y[pick]
     nets = {}
@@ -190,7 +192,7 @@ def test_bad_network_arguments(kwargs: dict, message: str) -> None:
         Network(**kwargs)
 
 
-def test_a_diverging_learning_rate_stops_with_the_epoch_and_last_good_loss(tibetan) -> None:  # type: ignore[no-untyped-def]
+def test_a_diverging_learning_rate_stops_with_the_epoch_and_last_good_loss(tibetan) -> None:
     from numeral.train.config import Config
     from numeral.train.loop import Split, Trainer
 
@@ -234,8 +236,8 @@ def test_bilinear_sampler_matches_the_textbook_formula(dtype: type) -> None:
         return float(image[y, x]) if 0 <= y < 28 and 0 <= x < 28 else 0.0
 
     for n in (5, 3):
-        X = rng.random((n, 784)).astype(dtype)
-        coords = rng.uniform(-4, 30, (2, n, 784)).astype(dtype)  # inside: 0 .. 27
+        X: np.ndarray = rng.random((n, 784)).astype(dtype)
+        coords: np.ndarray = rng.uniform(-4, 30, (2, n, 784)).astype(dtype)  # inside: 0 .. 27
         expected = np.zeros((n, 784))
         for i in range(n):
             image = X[i].reshape(28, 28)
@@ -252,7 +254,7 @@ def test_bilinear_sampler_matches_the_textbook_formula(dtype: type) -> None:
         np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def test_bilinear_sampler_reads_large_batches_in_slices(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_bilinear_sampler_reads_large_batches_in_slices(monkeypatch) -> None:
     """Batches above MAX_BATCH are sampled slice by slice (float32 flat indices stay exact),
     with the same result as one pass."""
     from numeral.nn.inputs import BilinearSampler

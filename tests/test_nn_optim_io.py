@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -111,7 +112,7 @@ def test_ensemble_averages_and_round_trips(tmp_path: Path) -> None:
     assert lone.members == [lone]
 
 
-def rewrite(path: Path, change) -> None:  # type: ignore[no-untyped-def]
+def rewrite(path: Path, change) -> None:
     with np.load(path, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}
     change(arrays)
@@ -147,7 +148,8 @@ def test_unreadable_model_files(tmp_path: Path) -> None:
     np.savez(tmp_path / "plain.npz", a=np.zeros(3))
     with pytest.raises(ModelFileError, match="not a numeral model"):
         load_model(tmp_path / "plain.npz")
-    np.savez(tmp_path / "pickled.npz", **{HEADER_KEY: np.array([{"x": 1}], dtype=object)})
+    pickled: dict[str, Any] = {HEADER_KEY: np.array([{"x": 1}], dtype=object)}
+    np.savez(tmp_path / "pickled.npz", **pickled)
     with pytest.raises(ModelFileError):  # object arrays need pickle: refused, never loaded
         load_model(tmp_path / "pickled.npz")
     make_net().save(str(tmp_path / "cut.npz"))

@@ -103,7 +103,7 @@ def test_the_report_is_self_contained(run_dir: Path) -> None:
     assert (run_dir / "report.html").read_text().count("data:image/png;base64,") >= 6
 
 
-def test_load_model_reaches_the_reported_accuracy(run_dir: Path, tibetan) -> None:  # type: ignore[no-untyped-def]
+def test_load_model_reaches_the_reported_accuracy(run_dir: Path, tibetan) -> None:
     from numeral.data import split
 
     model = numeral.load_model(str(run_dir / "model.npz"))
@@ -193,7 +193,7 @@ def test_a_study_trains_every_variant_and_compares_them(tibetan_path: Path,
     assert (tmp_path / "cmp" / "report.html").is_file()
 
 
-def test_classifier_estimator(tibetan) -> None:  # type: ignore[no-untyped-def]
+def test_classifier_estimator(tibetan) -> None:
     pick = np.random.default_rng(0).permutation(len(tibetan.y))
     train, test = pick[:4000], pick[4000:6000]
     clf = numeral.Classifier(hidden=(64,), activation="relu", epochs=3, seed=1)
@@ -216,14 +216,15 @@ def test_classifier_estimator(tibetan) -> None:  # type: ignore[no-untyped-def]
         clf.fit(tibetan.X[:20], tibetan.y[:20], tibetan.X[:5, :100], tibetan.y[:5])
 
 
-def test_a_committee_of_plain_and_deskewed_networks(tibetan, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_committee_of_plain_and_deskewed_networks(tibetan, tmp_path: Path) -> None:
     pick = np.random.default_rng(4).permutation(len(tibetan.y))
     train, test = pick[:3000], pick[3000:4000]
     clf = numeral.Classifier(hidden=(48,), epochs=3, ensemble=2, augment=True,
                              input_transform=["none", "deskew"])
-    clf.fit(tibetan.X[train], tibetan.y[train])
-    assert [m.input_transform for m in clf.model_.members] == ["none", "deskew"]
-    deskewed, X, y = clf.model_.members[1], tibetan.X[test], tibetan.y[test]
+    model = clf.fit(tibetan.X[train], tibetan.y[train]).model_
+    assert model is not None
+    assert [m.input_transform for m in model.members] == ["none", "deskew"]
+    deskewed, X, y = model.members[1], tibetan.X[test], tibetan.y[test]
     on_straightened = np.mean(deskewed.predict(X) == y)
     on_raw = np.mean(deskewed.predict(X, prepared=True) == y)  # skipping its deskew
     assert on_straightened > 0.8 and on_straightened > on_raw + 0.1  # it learnt deskewed images
@@ -233,7 +234,7 @@ def test_a_committee_of_plain_and_deskewed_networks(tibetan, tmp_path: Path) -> 
                                   clf.predict_proba(tibetan.X[test]))
 
 
-def test_early_stopping_keeps_the_best_epoch(tibetan) -> None:  # type: ignore[no-untyped-def]
+def test_early_stopping_keeps_the_best_epoch(tibetan) -> None:
     pick = np.random.default_rng(0).permutation(len(tibetan.y))[:3000]
     clf = numeral.Classifier(hidden=(32,), epochs=40, lr=0.02, early_stopping=2,
                              val_fraction=0.2)
@@ -244,7 +245,7 @@ def test_early_stopping_keeps_the_best_epoch(tibetan) -> None:  # type: ignore[n
 
 
 def test_standardisation_uses_training_statistics_and_travels_with_the_model(
-    tibetan, tmp_path: Path  # type: ignore[no-untyped-def]
+    tibetan, tmp_path: Path
 ) -> None:
     pick = np.random.default_rng(3).permutation(len(tibetan.y))[:2000]
     X, y = tibetan.X[pick], tibetan.y[pick]
@@ -300,7 +301,7 @@ def test_ctrl_c_keeps_a_checkpoint_and_says_how_to_resume(tibetan_path: Path,
     assert (out / "model.npz").is_file()
 
 
-def test_learning_curves_on_a_training_sample_leave_the_training_alone(tibetan) -> None:  # type: ignore[no-untyped-def]
+def test_learning_curves_on_a_training_sample_leave_the_training_alone(tibetan) -> None:
     from numeral.train.loop import Split, Trainer
 
     pick = np.random.default_rng(5).permutation(len(tibetan.y))[:1500]
@@ -320,7 +321,7 @@ def test_learning_curves_on_a_training_sample_leave_the_training_alone(tibetan) 
         assert row["train_loss"] != full_row["train_loss"]
 
 
-def test_augment_until_leaves_the_last_epochs_undistorted(tibetan) -> None:  # type: ignore[no-untyped-def]
+def test_augment_until_leaves_the_last_epochs_undistorted(tibetan) -> None:
     from numeral.train.loop import Split, Trainer
 
     train = Split(tibetan.X[:300], tibetan.y[:300])
