@@ -217,6 +217,12 @@ def main() -> None:
     if not args.variants:
         parser.error("give at least one variant, or --from-probs")
     variants = [parse_variant(v) for v in args.variants]
+    planned = {run_dir(args.out, label, seed).name for label, _ in variants
+               for seed in range(args.seeds)}
+    for mix in args.committee:  # checked now, not after hours of training
+        if not set(mix.split("+")) <= planned:
+            parser.error(f"--committee {mix!r} names networks this screen does not train; "
+                         f"it trains {', '.join(sorted(planned))}")
     env = dict(os.environ, PYTHONUNBUFFERED="1", MPLBACKEND="Agg",
                **{k: str(args.threads) for k in
                   ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
