@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from numeral.data import Dataset
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -40,7 +42,7 @@ def tibetan_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tibetan(tibetan_path: Path):
+def tibetan(tibetan_path: Path) -> Dataset:
     from numeral.data import load
 
     with warnings.catch_warnings():

@@ -15,6 +15,7 @@ from PIL import Image
 
 from numeral.data import (
     DataError,
+    Dataset,
     DataWarning,
     load,
     preprocess_image,
@@ -28,7 +29,7 @@ COUNTS = {0: 1996, 1: 2134, 2: 1872, 3: 1816, 4: 1967, 5: 1350, 6: 1618, 7: 1302
           9: 2071}
 
 
-def test_tibetan_zip_is_read_completely(tibetan) -> None:
+def test_tibetan_zip_is_read_completely(tibetan: Dataset) -> None:
     assert tibetan.X.shape == (17768, 784) and tibetan.X.dtype == np.float32
     assert tibetan.X.min() >= 0.0 and tibetan.X.max() == 1.0
     assert tibetan.y.dtype == np.int64 and tibetan.images.shape == (17768, 28, 28)
@@ -62,7 +63,7 @@ def test_the_odd_file_is_named_in_one_warning_and_strict_mode_refuses(tibetan_pa
         load(sub, strict=True, cache=False)
 
 
-def test_the_cache_makes_the_second_load_fast(tibetan_path: Path, tibetan) -> None:
+def test_the_cache_makes_the_second_load_fast(tibetan_path: Path, tibetan: Dataset) -> None:
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -88,7 +89,7 @@ def test_github_archive_layout_keeps_only_the_numeral_folder(tibetan_path: Path,
 
 
 def test_the_same_function_preprocesses_training_data_and_a_user_image(
-    tibetan_path: Path, tibetan
+    tibetan_path: Path, tibetan: Dataset
 ) -> None:
     i = 1234
     with zipfile.ZipFile(tibetan_path) as zf:
@@ -103,7 +104,7 @@ def test_the_same_function_preprocesses_training_data_and_a_user_image(
     assert np.abs(inverted - tibetan.images[i]).mean() < 6.0
 
 
-def test_publishers_npz_and_separate_train_test_files(tibetan, tmp_path: Path) -> None:
+def test_publishers_npz_and_separate_train_test_files(tibetan: Dataset, tmp_path: Path) -> None:
     np.savez(tmp_path / "TibetanMNIST.npz", image=tibetan.images[:300], label=tibetan.y[:300])
     ds = load(tmp_path / "TibetanMNIST.npz")
     np.testing.assert_array_equal(ds.images, tibetan.images[:300])
@@ -179,7 +180,7 @@ def test_no_dataset_anywhere_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch
         resolve_data_path(None)
 
 
-def test_splits(tibetan) -> None:
+def test_splits(tibetan: Dataset) -> None:
     y, groups = tibetan.y, tibetan.groups
     train, test = stratified_split(y, 0.2, seed=0)
     assert len(np.intersect1d(train, test)) == 0 and len(train) + len(test) == len(y)
@@ -196,7 +197,7 @@ def test_splits(tibetan) -> None:
         assert not set(groups[tr]) & set(groups[te])
 
 
-def test_augmentation_is_seeded_and_moves_the_numeral(tibetan) -> None:
+def test_augmentation_is_seeded_and_moves_the_numeral(tibetan: Dataset) -> None:
     X = tibetan.X[:64]
     augment = Augmenter(Augmentation(elastic_alpha=1.5))
     a = augment(X, np.random.default_rng(5))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from numeral.data import Dataset
 from numeral.nn import DivergenceError, InputError, Network, Optimizer, softmax
 from numeral.nn.losses import softmax_cross_entropy_
 
@@ -105,7 +106,7 @@ def fit(net: Network, X: np.ndarray, y: np.ndarray, *, steps: int, lr: float,
         opt.step(net.flat, net.grad_flat, lr)
 
 
-def test_a_small_network_overfits_100_samples(tibetan) -> None:
+def test_a_small_network_overfits_100_samples(tibetan: Dataset) -> None:
     pick = np.random.default_rng(1).choice(len(tibetan.y), 100, replace=False)
     X, y = tibetan.X[pick], tibetan.y[pick]
     assert len(set(y.tolist())) == 10
@@ -141,7 +142,7 @@ def test_l2_alone_decays_weights_geometrically_and_spares_biases() -> None:
     assert np.all(net.biases[0] == 0.7)
 
 
-def test_l1_makes_weights_sparse_and_l2_shrinks_norms(tibetan) -> None:
+def test_l1_makes_weights_sparse_and_l2_shrinks_norms(tibetan: Dataset) -> None:
     pick = np.random.default_rng(2).choice(len(tibetan.y), 1000, replace=False)
     X, y = tibetan.X[pick], tibetan.y[pick]
     nets = {}
@@ -192,7 +193,9 @@ def test_bad_network_arguments(kwargs: dict, message: str) -> None:
         Network(**kwargs)
 
 
-def test_a_diverging_learning_rate_stops_with_the_epoch_and_last_good_loss(tibetan) -> None:
+def test_a_diverging_learning_rate_stops_with_the_epoch_and_last_good_loss(
+    tibetan: Dataset,
+) -> None:
     from numeral.train.config import Config
     from numeral.train.loop import Split, Trainer
 

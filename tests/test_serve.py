@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from PIL import Image
 from schemathesis.core.result import Ok
 
+from numeral.data import Dataset
 from numeral.serve import create_app
 from numeral.serve.app import MAX_BODY_BYTES
 from numeral.serve.local import local_server
@@ -55,7 +56,7 @@ def png(array: np.ndarray) -> bytes:
 
 
 def test_predict_accepts_every_documented_form(client: TestClient, tibetan_path: Path,
-                                               tibetan) -> None:
+                                               tibetan: Dataset) -> None:
     raw = dataset_jpeg(tibetan_path, 4)
     answers = [
         client.post("/api/predict", content=raw, headers={"content-type": "image/jpeg"}),

@@ -15,6 +15,7 @@ from PIL import Image
 
 import numeral
 from numeral.cli import main
+from numeral.data import Dataset
 from numeral.errors import ConfigError, InputError
 from numeral.nn import Network
 from numeral.train.config import load_config, presets
@@ -103,7 +104,7 @@ def test_the_report_is_self_contained(run_dir: Path) -> None:
     assert (run_dir / "report.html").read_text().count("data:image/png;base64,") >= 6
 
 
-def test_load_model_reaches_the_reported_accuracy(run_dir: Path, tibetan) -> None:
+def test_load_model_reaches_the_reported_accuracy(run_dir: Path, tibetan: Dataset) -> None:
     from numeral.data import split
 
     model = numeral.load_model(str(run_dir / "model.npz"))
@@ -193,7 +194,7 @@ def test_a_study_trains_every_variant_and_compares_them(tibetan_path: Path,
     assert (tmp_path / "cmp" / "report.html").is_file()
 
 
-def test_classifier_estimator(tibetan) -> None:
+def test_classifier_estimator(tibetan: Dataset) -> None:
     pick = np.random.default_rng(0).permutation(len(tibetan.y))
     train, test = pick[:4000], pick[4000:6000]
     clf = numeral.Classifier(hidden=(64,), activation="relu", epochs=3, seed=1)
@@ -216,7 +217,7 @@ def test_classifier_estimator(tibetan) -> None:
         clf.fit(tibetan.X[:20], tibetan.y[:20], tibetan.X[:5, :100], tibetan.y[:5])
 
 
-def test_a_committee_of_plain_and_deskewed_networks(tibetan, tmp_path: Path) -> None:
+def test_a_committee_of_plain_and_deskewed_networks(tibetan: Dataset, tmp_path: Path) -> None:
     pick = np.random.default_rng(4).permutation(len(tibetan.y))
     train, test = pick[:3000], pick[3000:4000]
     clf = numeral.Classifier(hidden=(48,), epochs=3, ensemble=2, augment=True,
@@ -234,7 +235,7 @@ def test_a_committee_of_plain_and_deskewed_networks(tibetan, tmp_path: Path) -> 
                                   clf.predict_proba(tibetan.X[test]))
 
 
-def test_early_stopping_keeps_the_best_epoch(tibetan) -> None:
+def test_early_stopping_keeps_the_best_epoch(tibetan: Dataset) -> None:
     pick = np.random.default_rng(0).permutation(len(tibetan.y))[:3000]
     clf = numeral.Classifier(hidden=(32,), epochs=40, lr=0.02, early_stopping=2,
                              val_fraction=0.2)
@@ -245,7 +246,7 @@ def test_early_stopping_keeps_the_best_epoch(tibetan) -> None:
 
 
 def test_standardisation_uses_training_statistics_and_travels_with_the_model(
-    tibetan, tmp_path: Path
+    tibetan: Dataset, tmp_path: Path
 ) -> None:
     pick = np.random.default_rng(3).permutation(len(tibetan.y))[:2000]
     X, y = tibetan.X[pick], tibetan.y[pick]
@@ -301,7 +302,7 @@ def test_ctrl_c_keeps_a_checkpoint_and_says_how_to_resume(tibetan_path: Path,
     assert (out / "model.npz").is_file()
 
 
-def test_learning_curves_on_a_training_sample_leave_the_training_alone(tibetan) -> None:
+def test_learning_curves_on_a_training_sample_leave_the_training_alone(tibetan: Dataset) -> None:
     from numeral.train.loop import Split, Trainer
 
     pick = np.random.default_rng(5).permutation(len(tibetan.y))[:1500]
@@ -321,7 +322,7 @@ def test_learning_curves_on_a_training_sample_leave_the_training_alone(tibetan) 
         assert row["train_loss"] != full_row["train_loss"]
 
 
-def test_augment_until_leaves_the_last_epochs_undistorted(tibetan) -> None:
+def test_augment_until_leaves_the_last_epochs_undistorted(tibetan: Dataset) -> None:
     from numeral.train.loop import Split, Trainer
 
     train = Split(tibetan.X[:300], tibetan.y[:300])
