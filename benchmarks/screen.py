@@ -126,8 +126,9 @@ def merge_probs(paths: list[Path]) -> dict[str, np.ndarray]:
             found = {k: saved[k] for k in saved.files}
         if "y" not in found:
             raise SystemExit(f"screen: {path} is not a val_probs.npz (it has no labels 'y')")
+        found.setdefault("split", np.array("random"))  # as committee_report reads it
         if "y" in merged and (not np.array_equal(merged["y"], found["y"])
-                              or str(merged["split"]) != str(found.get("split", "random"))):
+                              or str(merged["split"]) != str(found["split"])):
             raise SystemExit(f"screen: {path} scores other validation images than "
                              f"{paths[0]}; merge only screens of the same split")
         twice = sorted(set(merged) & set(found) - {"y", "split"})

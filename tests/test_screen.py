@@ -63,3 +63,18 @@ def test_screens_of_other_images_or_unknown_networks_are_refused(tmp_path: Path)
         screen.merge_probs([ROOT / "README.md"])
     with pytest.raises(SystemExit, match="'nope', which no file holds; the networks are: a-seed0"):
         screen.committee_report(screen.merge_probs([first]), None, mixes=["a-seed0+nope"])
+
+
+def test_a_file_without_its_split_is_read_as_the_random_split(tmp_path: Path) -> None:
+    screen = screen_module()
+    bare = tmp_path / "bare.npz"
+    unlabelled_split: dict[str, Any] = {"y": Y, "a-seed0": one_hot([0, 1, 2, 0])}
+    np.savez_compressed(bare, **unlabelled_split)
+    sheet = tmp_path / "sheet.npz"
+    arrays: dict[str, Any] = {"y": Y, "split": np.array("sheet"), "b-seed0": one_hot([0, 1, 2, 0])}
+    np.savez_compressed(sheet, **arrays)
+    random = save(tmp_path / "random.npz", **{"c-seed0": one_hot([0, 1, 2, 0])})
+    merged = screen.merge_probs([bare, random])
+    assert str(merged["split"]) == "random" and "c-seed0" in merged
+    with pytest.raises(SystemExit, match="other validation images"):
+        screen.merge_probs([bare, sheet])
