@@ -143,8 +143,9 @@ def test_unreadable_model_files(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="not found"):
         load_model(tmp_path / "missing.npz")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(ModelFileError, match="not a readable numeral model"):
+    with pytest.raises(ModelFileError, match="not a readable numeral model") as junk:
         load_model(tmp_path / "junk.npz")
+    assert "not an .npz archive" in str(junk.value) and "trust" not in str(junk.value)
     np.savez(tmp_path / "plain.npz", a=np.zeros(3))
     with pytest.raises(ModelFileError, match="not a numeral model"):
         load_model(tmp_path / "plain.npz")

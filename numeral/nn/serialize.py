@@ -142,6 +142,11 @@ def load_model(path: str | os.PathLike[str]) -> Network | Ensemble:
             f"model file {p} not found; train one with `numeral train --out DIR` "
             "(it writes DIR/model.npz)"
         )
+    if not zipfile.is_zipfile(p):  # else np.load reads it as pickle and says "trust the file"
+        raise ModelFileError(
+            f"{p} is not a readable numeral model (.npz): it is not an .npz archive; give the "
+            "model.npz that `numeral train` writes"
+        )
     try:
         with np.load(p, allow_pickle=False) as data:
             contents = {k: data[k] for k in data.files}
