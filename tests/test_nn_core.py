@@ -283,6 +283,58 @@ def test_deskew_straightens_a_slanted_stroke_and_centres_it() -> None:
     np.testing.assert_allclose(deskew(upright), upright, atol=1e-6)  # already straight
 
 
+def sobel_by_hand(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """gx, gy of one image, a loop over pixels and the 3x3 Sobel kernel / 4, zeros outside."""
+    side = image.shape[0]
+    padded = np.pad(image.astype(np.float64), 1)
+    kernel = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]) / 4
+    gx, gy = np.zeros((side, side)), np.zeros((side, side))
+    for y in range(side):
+        for x in range(side):
+            window = padded[y : y + 3, x : x + 3]
+            gx[y, x], gy[y, x] = (window * kernel).sum(), (window * kernel.T).sum()
+    return gx, gy
+
+
+def test_orientation_planes_split_each_edge_between_the_nearest_directions() -> None:
+    """Each pixel's Sobel magnitude goes to the two directions nearest its edge angle, by
+    closeness, and each plane is summed over 2x2 cells: checked against a loop by hand."""
+    from numeral.nn.inputs import orientation_planes
+
+    rng = np.random.default_rng(2)
+    images = rng.random((3, 8, 8)) ** 3
+    planes = orientation_planes(images.reshape(3, 64)).reshape(3, 4, 4, 4)
+    for image, got in zip(images, planes, strict=True):
+        gx, gy = sobel_by_hand(image)
+        want = np.zeros((4, 8, 8))
+        for (y, x), m in np.ndenumerate(np.hypot(gx, gy)):
+            angle = np.degrees(np.arctan2(gy[y, x], gx[y, x])) % 180  # an edge has no sign
+            lower, frac = int(angle // 45), angle % 45 / 45
+            want[lower, y, x] += (1 - frac) * m
+            want[(lower + 1) % 4, y, x] += frac * m  # 170 degrees: partly 135, partly 0
+        cells = want.reshape(4, 4, 2, 4, 2).sum(axis=(2, 4))
+        np.testing.assert_allclose(got, cells, atol=1e-9)
+
+
+def test_orientation_planes_of_strokes_and_of_a_transposed_image() -> None:
+    from numeral.nn.inputs import orientation_planes
+
+    upright = bar_image(0.0)  # a vertical stroke: its edges have a horizontal gradient
+    planes = orientation_planes(upright.reshape(1, 784)).reshape(4, 14, 14)
+    energy = planes.sum(axis=(1, 2))
+    assert energy[0] > 5 * (energy[1] + energy[2] + energy[3])
+    # transposing swaps gx and gy: an edge at theta lands at 90 - theta, so the planes of
+    # 0 and 90 degrees trade places and 45 and 135 keep theirs (each plane transposed)
+    rng = np.random.default_rng(3)
+    X = rng.random((5, 28, 28), dtype=np.float32)
+    straight = orientation_planes(X.reshape(5, 784)).reshape(5, 4, 14, 14)
+    crossed = orientation_planes(X.transpose(0, 2, 1).reshape(5, 784)).reshape(5, 4, 14, 14)
+    np.testing.assert_allclose(crossed, straight[:, [2, 1, 0, 3]].transpose(0, 1, 3, 2),
+                               rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="even side"):
+        orientation_planes(np.zeros((1, 49), np.float32))
+
+
 def test_a_network_applies_its_input_transform_when_predicting() -> None:
     rng = np.random.default_rng(0)
     X = rng.random((6, 784), dtype=np.float32)
@@ -303,3 +355,10 @@ def test_a_network_applies_its_input_transform_when_predicting() -> None:
         Network([784, 3], input_transform="blur")
     with pytest.raises(InputError, match="not a square"):
         Network([10, 3], input_transform="deskew")
+    with pytest.raises(InputError, match="even side"):
+        Network([49, 3], input_transform="orientation")
+    edges = Network([784, 8, 3], input_transform="orientation", input_gamma=0.5)
+    images = edges.prepare_images(X)  # what training distorts: the gamma'd images
+    np.testing.assert_allclose(images, np.sqrt(X), rtol=1e-6)
+    np.testing.assert_array_equal(edges.prepare(X), edges.features(images))
+    assert not np.allclose(edges.prepare(X), images)

@@ -100,6 +100,13 @@ def test_ensemble_averages_and_round_trips(tmp_path: Path) -> None:
     with np.load(tmp_path / "mixed.npz", allow_pickle=False) as data:
         assert json.loads(str(data["__numeral__"]))["version"] == 2  # older numerals refuse it
     images = np.random.default_rng(1).random((3, 784), dtype=np.float32)
+    edges = Network([784, 4, 3], seed=2, input_transform="orientation", input_gamma=0.3)
+    edges.save(str(tmp_path / "edges.npz"))
+    with np.load(tmp_path / "edges.npz", allow_pickle=False) as data:
+        assert json.loads(str(data["__numeral__"]))["version"] == 3  # numeral with deskew refuses
+    back_edges = load_model(tmp_path / "edges.npz")
+    assert isinstance(back_edges, Network) and back_edges.input_transform == "orientation"
+    np.testing.assert_array_equal(back_edges.predict_proba(images), edges.predict_proba(images))
     back_mixed = load_model(tmp_path / "mixed.npz")
     assert [m.input_transform for m in back_mixed.members] == ["none", "deskew"]
     assert [m.input_gamma for m in back_mixed.members] == [1.0, 0.3]

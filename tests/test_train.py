@@ -235,6 +235,37 @@ def test_a_committee_of_plain_and_deskewed_networks(tibetan: Dataset, tmp_path: 
                                   clf.predict_proba(tibetan.X[test]))
 
 
+def test_orientation_networks_are_distorted_as_images_and_learn(
+    tibetan: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training distorts the images (after gamma) and only then computes the orientation
+    planes; the network learns from them and the saved model computes them itself."""
+    from numeral.data.augment import Augmenter
+
+    seen: list[np.ndarray] = []
+    distort = Augmenter.__call__
+
+    def spy(self: Augmenter, X: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
+        seen.append(X.copy())
+        return distort(self, X, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Augmenter, "__call__", spy)
+    pick = np.random.default_rng(5).permutation(len(tibetan.y))
+    train, test = pick[:3000], pick[3000:4000]
+    clf = numeral.Classifier(hidden=(48,), epochs=3, augment=True, input_gamma=0.5,
+                             input_transform="orientation")
+    model = clf.fit(tibetan.X[train], tibetan.y[train]).model_
+    assert isinstance(model, Network) and model.input_transform == "orientation"
+    images = {row.tobytes() for row in np.sqrt(tibetan.X[train]).astype(np.float32)}
+    assert seen and all(row.tobytes() in images for row in seen[0])  # gamma'd images, no planes
+    X, y = tibetan.X[test], tibetan.y[test]
+    assert np.mean(model.predict(X) == y) > 0.85
+    assert np.mean(model.predict(X, prepared=True) == y) < 0.5  # pixels are not its features
+    clf.save(str(tmp_path / "m.npz"))
+    back = numeral.load_model(str(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+
+
 def test_early_stopping_keeps_the_best_epoch(tibetan: Dataset) -> None:
     pick = np.random.default_rng(0).permutation(len(tibetan.y))[:3000]
     clf = numeral.Classifier(hidden=(32,), epochs=40, lr=0.02, early_stopping=2,

@@ -27,7 +27,7 @@ import numpy as np
 from numeral.nn.activations import Activation, get_activation
 from numeral.nn.errors import InputError
 from numeral.nn.init import init_weights
-from numeral.nn.inputs import INPUT_TRANSFORMS, transform_inputs
+from numeral.nn.inputs import INPUT_TRANSFORMS, feature_stage, image_stage
 from numeral.nn.losses import softmax, softmax_cross_entropy_
 from numeral.nn.regularizers import add_penalty_grad_, penalty
 
@@ -108,11 +108,11 @@ class Network:
     seed : seeds initialisation; the same seed gives bit-identical weights.
     dtype : ``float32`` (default) or ``float64``.
     dropout : probability of dropping each hidden unit while training (inverted dropout).
-    input_transform : ``none`` or ``deskew``, and input_gamma : x -> x^gamma per pixel (see
-        :mod:`numeral.nn.inputs`): fixed normalisations of the images, saved with the
-        network. The prediction methods apply them to X themselves (``prepared=True`` says
-        X already went through :meth:`prepare`); the training methods take X as the first
-        layer sees it, ``prepare(X)``.
+    input_transform : ``none``, ``deskew`` or ``orientation``, and input_gamma : x -> x^gamma
+        per pixel (see :mod:`numeral.nn.inputs`): fixed transforms of the images, saved with
+        the network. The prediction methods apply them to X themselves (``prepared=True``
+        says X already went through :meth:`prepare`); the training methods take X as the
+        first layer sees it, ``prepare(X)``, which is ``features(prepare_images(X))``.
     """
 
     def __init__(
@@ -140,8 +140,12 @@ class Network:
         if input_transform not in INPUT_TRANSFORMS:
             raise InputError(
                 f"input_transform must be one of {INPUT_TRANSFORMS}, got {input_transform!r}")
-        if input_transform == "deskew" and round(sizes[0] ** 0.5) ** 2 != sizes[0]:
+        side = round(sizes[0] ** 0.5)
+        if input_transform == "deskew" and side * side != sizes[0]:
             raise InputError(f"deskew needs square images; {sizes[0]} inputs are not a square")
+        if input_transform == "orientation" and (side * side != sizes[0] or side % 2):
+            raise InputError(f"orientation needs square images of even side; {sizes[0]} "
+                             "inputs are not one")
         if not 0.0 < input_gamma <= 10.0:
             raise InputError(f"input_gamma must be in (0, 10], got {input_gamma}")
         n_hidden = len(sizes) - 2
@@ -340,8 +344,18 @@ class Network:
     # ------------------------------------------------------------ inference
     def prepare(self, X: Any) -> np.ndarray:
         """X as the first layer sees it: checked, and through the network's input transform."""
+        return self.features(self.prepare_images(X))
+
+    def prepare_images(self, X: Any) -> np.ndarray:
+        """X checked, with the input transforms that leave an image (gamma, deskew): what
+        training distorts."""
         X, _ = self.check_inputs(X)
-        return transform_inputs(self.input_transform, X, self.input_gamma)
+        return image_stage(self.input_transform, X, self.input_gamma)
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """Prepared (and perhaps distorted) images -> what the first layer reads: orientation
+        planes for ``input_transform="orientation"``, the images themselves otherwise."""
+        return feature_stage(self.input_transform, images)
 
     @property
     def transforms_inputs(self) -> bool:

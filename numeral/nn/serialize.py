@@ -6,7 +6,8 @@ Layout: ``__numeral__`` holds a JSON string::
      "networks": [{"sizes": [...], "activations": [...], "dtype": ..., ...}, ...],
      "meta": {...}, "sha256": "<hash of every array>"}
 
-(version 2 when a network transforms its inputs, see numeral.nn.inputs)
+(version 2 when a network transforms its inputs, 3 when one reads orientation planes; see
+numeral.nn.inputs)
 and ``net{i}.param{j}`` the arrays of network i (W^1, b^1, W^2, ...), plus
 ``net{i}.input_mean`` / ``net{i}.input_scale`` when the network standardises
 its input. The hash detects a truncated or edited file; a header from a newer
@@ -30,7 +31,7 @@ from numeral.nn.errors import ModelFileError
 from numeral.nn.network import Network
 
 FORMAT = "numeral-model"
-FORMAT_VERSION = 2  # 2: networks may transform their inputs (files without that say 1)
+FORMAT_VERSION = 3  # 2: networks may transform their inputs; 3: into orientation planes
 HEADER_KEY = "__numeral__"
 
 
@@ -112,6 +113,15 @@ def write_npz(path: str | os.PathLike[str], arrays: dict[str, Any]) -> None:
     atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
+def oldest_reader(members: list[Network]) -> int:
+    """The lowest format version that describes these networks: a file an older numeral can
+    use correctly says so, and one it cannot makes it refuse the file instead of misreading
+    it (1: plain networks, 2: gamma or deskew, 3: orientation planes)."""
+    if any(n.input_transform == "orientation" for n in members):
+        return 3
+    return 2 if any(n.transforms_inputs for n in members) else 1
+
+
 def save_model(model: Network | Ensemble, path: str | os.PathLike[str]) -> None:
     """Write a network or an ensemble to ``path`` atomically."""
     members = model.members
@@ -123,9 +133,7 @@ def save_model(model: Network | Ensemble, path: str | os.PathLike[str]) -> None:
         arrays.update({f"net{i}.{k}": v for k, v in net_arrays.items()})
     header = {
         "format": FORMAT,
-        # a file an older numeral can use correctly keeps version 1; one whose networks
-        # transform their inputs says 2, so an older numeral refuses it instead of misreading
-        "version": FORMAT_VERSION if any(n.transforms_inputs for n in members) else 1,
+        "version": oldest_reader(members),
         "kind": "ensemble" if isinstance(model, Ensemble) else "network",
         "networks": descs,
         "meta": model.meta if isinstance(model, Ensemble) else {},

@@ -35,7 +35,8 @@ class Config:
     dropout: float = 0.0
     dtype: str = "float32"
     standardize: bool = False  # store x' = (x - mean) / std of the training split in the model
-    # "none" or "deskew" (numeral.nn.inputs), or a list that ensemble members take in turn
+    # "none", "deskew" or "orientation" (numeral.nn.inputs), or a list that ensemble members
+    # take in turn
     input_transform: str | list[str] = "none"
     input_gamma: float = 1.0  # x -> x^gamma per pixel, first thing; < 1 lifts faint strokes
     # optimisation

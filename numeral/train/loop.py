@@ -99,7 +99,9 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.snapshots: dict[str, np.ndarray] = {}
         self.members: list[np.ndarray] = []  # flat parameters of finished ensemble members
-        # X of each split as each kind of first layer reads it: (id(split), input_signature)
+        # X of each split as each kind of network reads it, keyed (id(split), input_signature):
+        # as images (gamma, deskew) and as the first layer's features
+        self._images: dict[tuple[int, tuple[str, float, str]], np.ndarray] = {}
         self._prepared: dict[tuple[int, tuple[str, float, str]], np.ndarray] = {}
 
     def transform_of(self, member: int) -> str:
@@ -107,12 +109,17 @@ class Trainer:
         t = self.config.input_transform
         return t if isinstance(t, str) else t[member % len(t)]
 
-    def inputs(self, split: Split, net: Network) -> np.ndarray:
-        """``split``'s X as ``net``'s first layer sees it, transformed once per run (a
-        learning-curve sample that is the whole training split shares its entry)."""
+    def inputs(self, split: Split, net: Network, images: bool = False) -> np.ndarray:
+        """``split``'s X as ``net``'s first layer sees it (with ``images``: as the
+        distortions see it, Network.prepare_images), transformed once per run (a
+        learning-curve sample that is the whole training split shares its entries)."""
         key = (id(split), net.input_signature)  # the trainer holds every split it is given
-        if key not in self._prepared:
-            self._prepared[key] = net.prepare(split.X)
+        if key not in self._images:
+            self._images[key] = net.prepare_images(split.X)
+        if images:
+            return self._images[key]
+        if key not in self._prepared:  # the same array where the features are the images
+            self._prepared[key] = net.features(self._images[key])
         return self._prepared[key]
 
     # ------------------------------------------------------------ building
@@ -230,9 +237,10 @@ class Trainer:
         started = time.perf_counter()
         running = 0.0
         lr = c.lr
-        batches = self.batches(self.inputs(self.train, net), epoch_rng, aug_rng,
+        batches = self.batches(self.inputs(self.train, net, images=True), epoch_rng, aug_rng,
                                distort=self.distorts(epoch))
-        for i, (Xb, yb) in enumerate(batches):
+        for i, (images, yb) in enumerate(batches):
+            Xb = net.features(images)  # the distorted images as the first layer reads them
             lr = learning_rate(c.schedule, c.lr, step / total_steps, epochs=c.epochs,
                                warmup=c.warmup, step_epochs=c.step_epochs, gamma=c.gamma)
             loss = net.compute_gradients_(
