@@ -32,7 +32,7 @@ from numeral.train.experiment import DataSource, run_experiment
 def model_path(tmp_path_factory: pytest.TempPathFactory, tibetan_path: Path) -> Path:
     out = tmp_path_factory.mktemp("serve") / "run"
     config = load_config("baseline", ["epochs=6", "hidden=[256, 128]", "ensemble=2",
-                                      'input_transform=["none", "deskew"]'])
+                                      'input_transform=["orientation", "deskew"]'])
     run_experiment(config, DataSource(str(tibetan_path)), out, progress=False,
                    write_report=False)
     return out / "model.npz"
@@ -86,7 +86,7 @@ def test_health_model_and_schema(client: TestClient) -> None:
     assert client.get("/api/health").json() == {"status": "ok"}
     info = client.get("/api/model").json()
     assert info["classes"] == [str(i) for i in range(10)] and info["test_accuracy"] > 0.9
-    assert info["members"] == 2 and info["input_transforms"] == ["none", "deskew"]
+    assert info["members"] == 2 and info["input_transforms"] == ["orientation", "deskew"]
     assert len(info["reference"]) == 10 and all(len(r) == 784 for r in info["reference"])
     schema = client.get("/openapi.json").json()
     assert "/api/predict" in schema["paths"]
