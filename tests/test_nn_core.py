@@ -297,7 +297,7 @@ def sobel_by_hand(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_orientation_planes_split_each_edge_between_the_nearest_directions() -> None:
-    """Each pixel's Sobel magnitude goes to the two directions nearest its edge angle, by
+    """Each pixel's Sobel magnitude goes to the two directions nearest its gradient's angle, by
     closeness, and each plane is summed over 2x2 cells: checked against a loop by hand."""
     from numeral.nn.inputs import orientation_planes
 
@@ -308,7 +308,7 @@ def test_orientation_planes_split_each_edge_between_the_nearest_directions() -> 
         gx, gy = sobel_by_hand(image)
         want = np.zeros((4, 8, 8))
         for (y, x), m in np.ndenumerate(np.hypot(gx, gy)):
-            angle = np.degrees(np.arctan2(gy[y, x], gx[y, x])) % 180  # an edge has no sign
+            angle = np.degrees(np.arctan2(gy[y, x], gx[y, x])) % 180  # the sign is dropped
             lower, frac = int(angle // 45), angle % 45 / 45
             want[lower, y, x] += (1 - frac) * m
             want[(lower + 1) % 4, y, x] += frac * m  # 170 degrees: partly 135, partly 0
@@ -323,7 +323,7 @@ def test_orientation_planes_of_strokes_and_of_a_transposed_image() -> None:
     planes = orientation_planes(upright.reshape(1, 784)).reshape(4, 14, 14)
     energy = planes.sum(axis=(1, 2))
     assert energy[0] > 5 * (energy[1] + energy[2] + energy[3])
-    # transposing swaps gx and gy: an edge at theta lands at 90 - theta, so the planes of
+    # transposing swaps gx and gy: a gradient at theta turns to 90 - theta, so the planes of
     # 0 and 90 degrees trade places and 45 and 135 keep theirs (each plane transposed)
     rng = np.random.default_rng(3)
     X = rng.random((5, 28, 28), dtype=np.float32)

@@ -178,6 +178,24 @@ def test_seed_preset_shows_the_symmetry_problem(tibetan_path: Path, tmp_path: Pa
     assert "identical incoming weights" in (tmp_path / "seed" / "report.html").read_text()
 
 
+def test_the_report_of_an_orientation_network_shows_its_planes(tibetan_path: Path,
+                                                                tmp_path: Path) -> None:
+    """The weights figure shows the four planes as quadrants, not as one 28x28 image, and a
+    figure shows what the first layer reads."""
+    from numeral.viz.figures import plane_mosaic
+
+    planes = np.arange(4 * 9).reshape(4, 3, 3)  # planes 0..3, 3x3 cells each
+    mosaic = plane_mosaic(planes.reshape(1, 36))[0]
+    for quadrant, (top, left) in enumerate([(0, 0), (0, 3), (3, 0), (3, 3)]):
+        np.testing.assert_array_equal(mosaic[top : top + 3, left : left + 3], planes[quadrant])
+    assert main(["train", "--config", "baseline", "--data", str(tibetan_path), "--epochs", "1",
+                 "--set", "hidden=[24]", "--set", 'input_transform="orientation"', "--quiet",
+                 "--out", str(tmp_path / "edges")]) == 0
+    html = (tmp_path / "edges" / "report.html").read_text()
+    assert "What the first layer reads" in html and "quadrants (0° top left" in html
+    assert (tmp_path / "edges" / "figures" / "orientation.png").is_file()
+
+
 def test_a_study_trains_every_variant_and_compares_them(tibetan_path: Path,
                                                         tmp_path: Path) -> None:
     study = tmp_path / "study.toml"

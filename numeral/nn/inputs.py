@@ -22,20 +22,22 @@ middle of the frame. Values are read by bilinear interpolation; outside the fram
 Networks that see the images straightened err on different images from networks that see
 them as written, which is what makes a committee of both better than either.
 
-Orientation (``input_transform="orientation"``) replaces the pixels by where the strokes'
-edges run, the features of classic handwriting recognisers (Liu et al. 2003). The Sobel
-gradient of the image,
+Orientation (``input_transform="orientation"``) replaces the pixels by which way the
+strokes' edges run, the gradient-direction features of classic handwriting recognisers (Liu
+et al. 2003). The Sobel gradient of the image (I correlated with a 3x3 kernel, y downwards),
 
-    gx = I * [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]] / 4,    gy = the same kernel transposed,
+    gx = I (*) [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]] / 4,    gy = I (*) that kernel transposed,
 
-has magnitude m = sqrt(gx^2 + gy^2) and an edge direction theta = atan2(gy, gx) mod 180
-degrees. Each pixel gives m to the two nearest of the directions 0, 45, 90 and 135 degrees,
-in proportion to closeness (theta = 30 degrees: 1/3 of m to 0 degrees, 2/3 to 45), making four
-planes; each plane is then summed over 2x2 cells. A 28x28 image becomes 4 planes of 14x14:
-784 values again, so the network's shape is unchanged. An edge that moves by a pixel stays in
-the same cell, so the first layer sees a shape that tolerates the small shifts of
-handwriting, which raw pixels do not. Gamma and the training-time distortions act on the
-image first (see :func:`image_stage` and :func:`feature_stage`).
+has magnitude m = sqrt(gx^2 + gy^2) and direction theta = atan2(gy, gx) mod 180 degrees
+(the gradient points across the edge, so theta = 0 is a vertical edge, 90 a horizontal one,
+and the sign is dropped: a stroke's two sides count alike). Each pixel gives m to the two
+nearest of the directions 0, 45, 90 and 135 degrees in proportion to closeness (theta = 30
+degrees: 1/3 of m to 0, 2/3 to 45), making four planes; each plane is then summed over 2x2
+cells. A 28x28 image becomes 4 planes of 14x14: 784 values again, so the network's shape is
+unchanged. An edge that moves by a pixel mostly stays in its cell, so the first layer sees a
+shape that tolerates the small shifts of handwriting, which raw pixels do not. Gamma and the
+training-time distortions act on the image first (see :func:`image_stage` and
+:func:`feature_stage`).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def deskew(X: np.ndarray) -> np.ndarray:
 
 def orientation_planes(X: np.ndarray) -> np.ndarray:
     """(n, side*side) square images, side even -> (n, side*side) orientation features: four
-    planes (edges at 0, 45, 90, 135 degrees) of (side/2)^2 cells, as the module describes."""
+    planes (gradient at 0, 45, 90, 135 degrees) of (side/2)^2 cells, as the module says."""
     n, pixels = X.shape
     side = round(pixels**0.5)
     if side * side != pixels or side % 2:
@@ -85,7 +87,7 @@ def orientation_planes(X: np.ndarray) -> np.ndarray:
     gy = (across[:, 2:, :] - across[:, :-2, :]) / 4
     gx2, gy2 = gx * gx, gy * gy
     magnitude = np.sqrt(gx2 + gy2)
-    # the edge angle doubled, 2 theta = atan2(2 gx gy, gx^2 - gy^2), makes opposite gradients
+    # the gradient's angle doubled, 2 theta = atan2(2 gx gy, gx^2 - gy^2), makes opposite gradients
     # one direction; in steps of 45 degrees of theta it runs over (-2, 2], where the four
     # directions sit at 0 (0 degrees), 1 (45), 2 and -2 (90) and -1 (135)
     gx2 -= gy2

@@ -135,10 +135,24 @@ def build_report(run: Path) -> Path:
             "Misclassified test images",
             "Up to 60 test images the model got wrong, with the true and the predicted class: "
             "many are ambiguous or badly written even to a person.")
-    add(viz.first_layer_weights(net.weights[0], figs / "first_layer_weights.png"),
+    reads_edges = net.input_transform == "orientation"
+    add(viz.first_layer_weights(net.weights[0], figs / "first_layer_weights.png",
+                                orientation=reads_edges),
         "First-layer weights",
-        "Incoming weights of the first hidden layer's strongest units as 28x28 images (red "
-        "positive, blue negative): the stroke patterns each unit looks for.")
+        "Incoming weights of the first hidden layer's strongest units (red positive, blue "
+        "negative): the patterns each unit looks for, "
+        + ("in the four orientation planes, shown as quadrants (0° top left, 45° top right, "
+           "90° bottom left, 135° bottom right)." if reads_edges else "as 28x28 images."))
+    exemplars = np.array(model.meta.get("exemplars") or [], np.float32) / 255
+    if reads_edges and len(exemplars):
+        images = net.prepare_images(exemplars[:5])
+        add(viz.orientation_examples(images, net.features(images), figs / "orientation.png"),
+            "What the first layer reads",
+            "This network reads orientation planes, not pixels: for each pixel, the Sobel "
+            "gradient's strength, shared between the two of the directions 0°, 45°, 90° and "
+            "135° nearest its angle (the gradient points across a stroke's edge: 0° holds "
+            "vertical edges, 90° horizontal ones), summed over 2x2 cells. Left, training "
+            "numerals as the network prepares them (gamma); right, their four 14x14 planes.")
 
     summary = [
         ("model", repr(model)),

@@ -8,6 +8,7 @@ from numeral.viz.figures import (
     latent_features,
     learning_curves,
     misclassified_gallery,
+    orientation_examples,
     regularization_study,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "latent_features",
     "learning_curves",
     "misclassified_gallery",
+    "orientation_examples",
     "regularization_study",
 ]

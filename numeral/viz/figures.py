@@ -139,16 +139,50 @@ def misclassified_gallery(
     return image_grid(images, titles, path)
 
 
-def first_layer_weights(W: np.ndarray, path: Path, count: int = 40) -> Path | None:
+ORIENTATIONS = ("0°", "45°", "90°", "135°")  # the planes of input_transform="orientation"
+
+
+def plane_mosaic(features: np.ndarray) -> np.ndarray:
+    """(..., 4*h*h) orientation planes -> (..., 2h, 2h) images, the planes as quadrants:
+    0 degrees top left, 45 top right, 90 bottom left, 135 bottom right."""
+    h = round(np.sqrt(features.shape[-1] // 4))
+    planes = features.reshape(*features.shape[:-1], 2, 2, h, h)  # quadrant row, column
+    return np.swapaxes(planes, -3, -2).reshape(*features.shape[:-1], 2 * h, 2 * h)
+
+
+def first_layer_weights(
+    W: np.ndarray, path: Path, count: int = 40, orientation: bool = False
+) -> Path | None:
     """The incoming weights of the first hidden units, each shown as a 28x28 image
-    (red positive, blue negative): the patterns those units respond to."""
+    (red positive, blue negative): the patterns those units respond to. With
+    ``orientation`` the inputs are orientation planes, shown as four quadrants."""
     side = round(np.sqrt(W.shape[0]))
     if side * side != W.shape[0]:
         return None
     norms = np.linalg.norm(W, axis=0)
     units = np.argsort(norms)[::-1][:count]  # the units with the strongest input weights
-    images = W[:, units].T.reshape(-1, side, side)
+    weights = W[:, units].T
+    images = plane_mosaic(weights) if orientation else weights.reshape(-1, side, side)
     return image_grid(images, [f"unit {u}" for u in units], path, cmap="RdBu_r")
+
+
+def orientation_examples(images: np.ndarray, features: np.ndarray, path: Path) -> Path:
+    """One row per example: the image as the network prepares it, then its four
+    orientation planes (how much edge runs in each direction, per 2x2 cell)."""
+    side = round(np.sqrt(images.shape[1]))
+    planes = features.reshape(len(features), 4, side // 2, side // 2)
+    top = float(planes.max()) or 1.0
+    fig, axes = plt.subplots(len(images), 5, figsize=(5 * 1.1, len(images) * 1.15),
+                             squeeze=False)
+    for row, (image, four) in enumerate(zip(images, planes, strict=True)):
+        axes[row, 0].imshow(image.reshape(side, side), cmap="gray", vmin=0, vmax=1)
+        for col, plane in enumerate(four, start=1):
+            axes[row, col].imshow(plane, cmap="magma", vmin=0, vmax=top)
+    for col, title in enumerate(("image", *ORIENTATIONS)):
+        axes[0, col].set_title(title, fontsize=8)
+    for ax in axes.ravel():
+        ax.axis("off")
+    return _save(fig, path)
 
 
 def compare_curves(runs: Mapping[str, Sequence[dict[str, float]]], path: Path) -> Path:
