@@ -185,9 +185,10 @@ def test_the_report_of_an_orientation_network_shows_its_planes(tibetan_path: Pat
     from numeral.viz.figures import plane_mosaic
 
     planes = np.arange(4 * 9).reshape(4, 3, 3)  # planes 0..3, 3x3 cells each
-    mosaic = plane_mosaic(planes.reshape(1, 36))[0]
-    for quadrant, (top, left) in enumerate([(0, 0), (0, 3), (3, 0), (3, 3)]):
+    mosaic = plane_mosaic(planes.reshape(1, 36), gap=1)[0]
+    for quadrant, (top, left) in enumerate([(0, 0), (0, 4), (4, 0), (4, 4)]):
         np.testing.assert_array_equal(mosaic[top : top + 3, left : left + 3], planes[quadrant])
+    assert np.isnan(mosaic[3]).all() and np.isnan(mosaic[:, 3]).all()  # the blank gap
     assert main(["train", "--config", "baseline", "--data", str(tibetan_path), "--epochs", "1",
                  "--set", "hidden=[24]", "--set", 'input_transform="orientation"', "--quiet",
                  "--out", str(tmp_path / "edges")]) == 0

@@ -125,7 +125,7 @@ def image_grid(
     for ax in axes.ravel():
         ax.axis("off")
     for ax, image, title in zip(axes.ravel(), images, titles, strict=False):
-        limit = float(np.abs(image).max()) or 1.0
+        limit = float(np.nanmax(np.abs(image))) or 1.0
         vmin, vmax = (-limit, limit) if cmap != "gray" else (0, 255)
         ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax)
         ax.set_title(title, fontsize=7)
@@ -139,15 +139,22 @@ def misclassified_gallery(
     return image_grid(images, titles, path)
 
 
-ORIENTATIONS = ("0°", "45°", "90°", "135°")  # the planes of input_transform="orientation"
+# the planes of input_transform="orientation": the gradient's direction, and the edges it
+# crosses (y downwards, so a gradient at 45 degrees points down-right, across a "/" edge)
+ORIENTATIONS = ("0°: | edges", "45°: / edges", "90°: — edges", "135°: \\ edges")
 
 
-def plane_mosaic(features: np.ndarray) -> np.ndarray:
-    """(..., 4*h*h) orientation planes -> (..., 2h, 2h) images, the planes as quadrants:
-    0 degrees top left, 45 top right, 90 bottom left, 135 bottom right."""
-    h = round(np.sqrt(features.shape[-1] // 4))
-    planes = features.reshape(*features.shape[:-1], 2, 2, h, h)  # quadrant row, column
-    return np.swapaxes(planes, -3, -2).reshape(*features.shape[:-1], 2 * h, 2 * h)
+def plane_mosaic(features: np.ndarray, gap: int = 0) -> np.ndarray:
+    """(n, 4*h*h) orientation planes -> (n, 2h+gap, 2h+gap) images, the planes as quadrants
+    (0 degrees top left, 45 top right, 90 bottom left, 135 bottom right), ``gap`` NaN rows
+    and columns between them (matplotlib leaves NaN blank)."""
+    n = len(features)
+    h = round(np.sqrt(features.shape[1] // 4))
+    planes = features.reshape(n, 4, h, h)
+    out = np.full((n, 2 * h + gap, 2 * h + gap), np.nan)
+    for k, (top, left) in enumerate([(0, 0), (0, h + gap), (h + gap, 0), (h + gap, h + gap)]):
+        out[:, top : top + h, left : left + h] = planes[:, k]
+    return out
 
 
 def first_layer_weights(
@@ -162,7 +169,7 @@ def first_layer_weights(
     norms = np.linalg.norm(W, axis=0)
     units = np.argsort(norms)[::-1][:count]  # the units with the strongest input weights
     weights = W[:, units].T
-    images = plane_mosaic(weights) if orientation else weights.reshape(-1, side, side)
+    images = plane_mosaic(weights, gap=1) if orientation else weights.reshape(-1, side, side)
     return image_grid(images, [f"unit {u}" for u in units], path, cmap="RdBu_r")
 
 
