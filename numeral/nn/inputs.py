@@ -47,12 +47,22 @@ import numpy as np
 INPUT_TRANSFORMS = ("none", "deskew", "orientation")
 
 
+def image_side(transform: str, pixels: int) -> int:
+    """The side of the square images of ``pixels`` values that ``transform`` reads (deskew:
+    any square; orientation: a square of even side, for its 2x2 cells), or ValueError."""
+    side = round(pixels**0.5)
+    if side * side != pixels:
+        raise ValueError(f"{transform} needs square images; {pixels} inputs are not a square")
+    if transform == "orientation" and side % 2:
+        raise ValueError(f"orientation needs square images of even side; {pixels} inputs "
+                         f"are {side}x{side}")
+    return side
+
+
 def deskew(X: np.ndarray) -> np.ndarray:
     """(n, side*side) square images -> the same images deskewed, as float X.dtype."""
     n, pixels = X.shape
-    side = round(pixels**0.5)
-    if side * side != pixels:
-        raise ValueError(f"deskew needs square images, got rows of {pixels} values")
+    side = image_side("deskew", pixels)
     images = X.reshape(n, side, side)
     coord = np.arange(side, dtype=X.dtype)
     row_mass, col_mass = images.sum(axis=2), images.sum(axis=1)  # (n, side): by y, by x
@@ -76,9 +86,7 @@ def orientation_planes(X: np.ndarray) -> np.ndarray:
     """(n, side*side) square images, side even -> (n, side*side) orientation features: four
     planes (gradient at 0, 45, 90, 135 degrees) of (side/2)^2 cells, as the module says."""
     n, pixels = X.shape
-    side = round(pixels**0.5)
-    if side * side != pixels or side % 2:
-        raise ValueError(f"orientation needs square images of even side, got rows of {pixels}")
+    side = image_side("orientation", pixels)
     padded = np.zeros((n, side + 2, side + 2), X.dtype)  # zeros outside the frame
     padded[:, 1:-1, 1:-1] = X.reshape(n, side, side)
     down = padded[:, :-2] + 2 * padded[:, 1:-1] + padded[:, 2:]  # [1, 2, 1] along y

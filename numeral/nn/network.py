@@ -27,7 +27,7 @@ import numpy as np
 from numeral.nn.activations import Activation, get_activation
 from numeral.nn.errors import InputError
 from numeral.nn.init import init_weights
-from numeral.nn.inputs import INPUT_TRANSFORMS, feature_stage, image_stage
+from numeral.nn.inputs import INPUT_TRANSFORMS, feature_stage, image_side, image_stage
 from numeral.nn.losses import softmax, softmax_cross_entropy_
 from numeral.nn.regularizers import add_penalty_grad_, penalty
 
@@ -140,12 +140,11 @@ class Network:
         if input_transform not in INPUT_TRANSFORMS:
             raise InputError(
                 f"input_transform must be one of {INPUT_TRANSFORMS}, got {input_transform!r}")
-        side = round(sizes[0] ** 0.5)
-        if input_transform == "deskew" and side * side != sizes[0]:
-            raise InputError(f"deskew needs square images; {sizes[0]} inputs are not a square")
-        if input_transform == "orientation" and (side * side != sizes[0] or side % 2):
-            raise InputError(f"orientation needs square images of even side; {sizes[0]} "
-                             "inputs are not one")
+        if input_transform != "none":
+            try:
+                image_side(input_transform, sizes[0])
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
         if not 0.0 < input_gamma <= 10.0:
             raise InputError(f"input_gamma must be in (0, 10], got {input_gamma}")
         n_hidden = len(sizes) - 2

@@ -143,9 +143,8 @@ def build_report(run: Path) -> Path:
         "negative): the patterns each unit looks for, "
         + ("in the four orientation planes, shown as quadrants (0° top left, 45° top right, "
            "90° bottom left, 135° bottom right)." if reads_edges else "as 28x28 images."))
-    exemplars = np.array(model.meta.get("exemplars") or [], np.float32) / 255
-    if reads_edges and len(exemplars):
-        images = net.prepare_images(exemplars[:5])
+    if reads_edges and model.meta.get("exemplars"):
+        images = net.prepare_images(np.array(model.meta["exemplars"][:5], np.float32) / 255)
         add(viz.orientation_examples(images, net.features(images), figs / "orientation.png"),
             "What the first layer reads",
             "This network reads orientation planes, not pixels: for each pixel, the Sobel "
