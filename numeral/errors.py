@@ -21,5 +21,5 @@ class DataError(NumeralError):
     """A dataset could not be read: missing path, bad file, wrong format."""
 
 
-class ConfigError(NumeralError):
+class ConfigError(NumeralError, ValueError):
     """A training config has an unknown key, a wrong type or an impossible value."""

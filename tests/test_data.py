@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import sys
 import time
 import warnings
 import zipfile
@@ -139,6 +140,16 @@ def test_a_folder_with_one_subfolder_per_class(tmp_path: Path) -> None:
     assert ds.class_names == ["cat", "dog"] and ds.class_counts() == {0: 3, 1: 3}
     assert ds.images.shape == (6, 28, 28)
     assert (ds.images[:, 14, 14] > 150).all()  # dark ink on white paper became white on black
+
+
+def test_without_pillow_the_error_says_how_to_install_it(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(3):
+        (tmp_path / "7").mkdir(exist_ok=True)
+        Image.new("L", (30, 30), 255).save(tmp_path / "7" / f"{i}.png")
+    monkeypatch.setitem(sys.modules, "PIL", None)  # `from PIL import Image` now fails
+    with pytest.raises(DataError, match=r"needs Pillow: pip install 'numeral\[images\]'"):
+        load(tmp_path, cache=False)
 
 
 def test_bad_inputs_give_one_line_errors_naming_the_file(tmp_path: Path) -> None:

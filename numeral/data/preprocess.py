@@ -47,7 +47,8 @@ class Preprocessing:
         return cls(**(d or {}))
 
 
-def _pil() -> Any:
+def require_pillow() -> Any:
+    """PIL.Image, or a DataError that says how to install Pillow."""
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - depends on the install
@@ -60,7 +61,7 @@ def _pil() -> Any:
 
 def open_image(source: Any, name: str = "image") -> Any:
     """Open a path, bytes, file object, PIL image or array as a PIL image (not yet decoded)."""
-    image_mod = _pil()
+    image_mod = require_pillow()
     if isinstance(source, image_mod.Image):
         return source
     if isinstance(source, np.ndarray):
@@ -94,7 +95,7 @@ def preprocess_image(
 ) -> np.ndarray:
     """Any image (path, bytes, PIL image, array) -> (28, 28) uint8, white numeral on black."""
     params = params or Preprocessing()
-    image_mod = _pil()
+    image_mod = require_pillow()
     if isinstance(source, str | Path):
         name = str(source)
         try:
@@ -128,7 +129,7 @@ def should_invert(grey: np.ndarray) -> bool:
 def grey_to_input(grey: np.ndarray, params: Preprocessing | None = None) -> np.ndarray:
     """A grey image (h, w) in 0..255 -> (size, size) uint8 after steps 3-5 above."""
     params = params or Preprocessing()
-    image_mod = _pil()
+    image_mod = require_pillow()
     grey = np.asarray(grey, dtype=np.float32)
     if params.invert == "yes" or (params.invert == "auto" and should_invert(grey)):
         grey = 255.0 - grey

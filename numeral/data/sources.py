@@ -28,7 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from numeral.data.dataset import IMAGE_SIZE, Dataset
-from numeral.data.preprocess import Preprocessing, grey_to_input, preprocess_image
+from numeral.data.preprocess import (
+    Preprocessing,
+    grey_to_input,
+    preprocess_image,
+    require_pillow,
+)
 from numeral.errors import DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -178,6 +183,7 @@ def read_images(
         raise DataError(f"{root}: no image has a label (file name <label>_<sheet>_<index>.jpg "
                         "or one subfolder per class)")
 
+    require_pillow()  # once, here: per image its message would be lost among the failures
     results = decode_in_parallel(str(root), [e.name for e in entries], params.to_dict())
     bad = [(e.name, r) for e, r in zip(entries, results, strict=True) if isinstance(r, str)]
     if bad:

@@ -28,8 +28,8 @@ class Activation:
 
     name = "base"
 
-    def forward_(self, z: np.ndarray) -> None:
-        """Overwrite z with a = f(z)."""
+    def forward_(self, z: np.ndarray, scratch: np.ndarray) -> None:
+        """Overwrite z with a = f(z). ``scratch``, of z's shape and dtype, may be overwritten."""
         raise NotImplementedError
 
     def backward_(self, a: np.ndarray, grad: np.ndarray, scratch: np.ndarray) -> None:
@@ -39,16 +39,11 @@ class Activation:
         """
         raise NotImplementedError
 
-    def __call__(self, z: np.ndarray) -> np.ndarray:
-        a = np.array(z, copy=True)
-        self.forward_(a)
-        return a
-
 
 class Sigmoid(Activation):
     name = "sigmoid"
 
-    def forward_(self, z: np.ndarray) -> None:
+    def forward_(self, z: np.ndarray, scratch: np.ndarray) -> None:
         # 1 / (1 + e^-z), computed without overflow as 0.5 * (1 + tanh(z / 2)).
         z *= 0.5
         np.tanh(z, out=z)
@@ -64,7 +59,7 @@ class Sigmoid(Activation):
 class Tanh(Activation):
     name = "tanh"
 
-    def forward_(self, z: np.ndarray) -> None:
+    def forward_(self, z: np.ndarray, scratch: np.ndarray) -> None:
         np.tanh(z, out=z)
 
     def backward_(self, a: np.ndarray, grad: np.ndarray, scratch: np.ndarray) -> None:
@@ -76,7 +71,7 @@ class Tanh(Activation):
 class ReLU(Activation):
     name = "relu"
 
-    def forward_(self, z: np.ndarray) -> None:
+    def forward_(self, z: np.ndarray, scratch: np.ndarray) -> None:
         np.maximum(z, 0.0, out=z)
 
     def backward_(self, a: np.ndarray, grad: np.ndarray, scratch: np.ndarray) -> None:
@@ -90,11 +85,12 @@ class LeakyReLU(Activation):
     def __init__(self, slope: float = LEAKY_SLOPE) -> None:
         self.slope = slope
 
-    def forward_(self, z: np.ndarray) -> None:
-        np.maximum(z, self.slope * z, out=z)
+    def forward_(self, z: np.ndarray, scratch: np.ndarray) -> None:
+        np.multiply(z, self.slope, out=scratch)
+        np.maximum(z, scratch, out=z)
 
     def backward_(self, a: np.ndarray, grad: np.ndarray, scratch: np.ndarray) -> None:
-        np.greater(a, 0.0, out=scratch)  # 1 where a > 0
+        np.greater(a, 0.0, out=scratch)  # 1 where a > 0, else 0
         scratch *= 1.0 - self.slope
         scratch += self.slope  # 1 where a > 0, else slope
         grad *= scratch
@@ -103,7 +99,7 @@ class LeakyReLU(Activation):
 class Identity(Activation):
     name = "identity"
 
-    def forward_(self, z: np.ndarray) -> None:
+    def forward_(self, z: np.ndarray, scratch: np.ndarray) -> None:
         pass
 
     def backward_(self, a: np.ndarray, grad: np.ndarray, scratch: np.ndarray) -> None:

@@ -34,3 +34,27 @@ def init_weights(name: str, W: np.ndarray, rng: np.random.Generator) -> None:
         W[...] = rng.normal(0.0, np.sqrt(2.0 / fan_in), size=W.shape)
     else:
         raise InputError(f"unknown init {name!r}; choose one of: {', '.join(INITIALISERS)}")
+
+
+# Units whose weights differ by less than this many rounding units (of the dtype) of the
+# weights' size count as identical: matrix-product kernels sum a product's columns in an
+# order that depends on the CPU, so identical units end up a few rounding units apart
+# (about 1e-6 of the weights in float32 on the seed study), while any real asymmetry,
+# even a random initialisation's smallest, is many orders of magnitude larger.
+SYMMETRY_ROUNDING_UNITS = 1e3
+
+
+def unit_spread(W: np.ndarray) -> float:
+    """How far the units (columns) of W (fan_in, fan_out) are from identical, relative to the
+    weights' size: max over inputs of (largest - smallest weight from that input) / max |W|.
+    0 for identical units (and for W = 0)."""
+    scale = float(np.abs(W).max()) if W.size else 0.0
+    if scale == 0.0 or W.shape[1] < 2:
+        return 0.0
+    return float(np.ptp(W, axis=1).max()) / scale
+
+
+def identical_units(W: np.ndarray) -> bool:
+    """Whether every unit of W has the same incoming weights, up to rounding
+    (:data:`SYMMETRY_ROUNDING_UNITS` rounding units of W's dtype, relative to max |W|)."""
+    return unit_spread(W) <= SYMMETRY_ROUNDING_UNITS * float(np.finfo(W.dtype).eps)

@@ -25,13 +25,12 @@ from typing import Any
 import numpy as np
 
 from numeral.nn.activations import Activation, get_activation
+from numeral.nn.constraints import check
 from numeral.nn.errors import InputError
 from numeral.nn.init import init_weights
-from numeral.nn.inputs import INPUT_TRANSFORMS, feature_stage, image_side, image_stage
-from numeral.nn.losses import softmax, softmax_cross_entropy_
+from numeral.nn.inputs import feature_stage, image_side, image_stage
+from numeral.nn.losses import LossBuffers, softmax, softmax_cross_entropy_
 from numeral.nn.regularizers import add_penalty_grad_, penalty
-
-DTYPES = ("float32", "float64")
 
 
 def check_inputs(
@@ -48,10 +47,14 @@ def check_inputs(
     X = np.asarray(X)
     if X.ndim != 2 or (n_features is not None and X.shape[1] != n_features):
         width = n_features if n_features is not None else "d"
+        fix = ("Reshape your data: X.reshape(1, -1) for one sample" if X.ndim == 1 else
+               "flatten images first, e.g. with numeral.data")
         raise InputError(
-            f"X has shape {X.shape}; expected (n, {width}): one row of values per sample "
-            "(flatten images first, e.g. with numeral.data)"
+            f"X has shape {X.shape}; expected (n, {width}): one row of values per sample ({fix})"
         )
+    if X.shape[1] == 0:
+        raise InputError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 "
+                         "is required: X needs at least one column")
     if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
         raise InputError(f"X must hold real numbers, got dtype {X.dtype}")
     X = np.ascontiguousarray(X, dtype=dtype)
@@ -94,6 +97,7 @@ class _Workspace:
         self.scratch = [np.empty((n, s), dt) for s in hidden]
         self.mask = [np.empty((n, s), dt) for s in hidden] if with_dropout else []
         self.dropped = [np.empty((n, s), dt) for s in hidden] if with_dropout else []
+        self.loss = LossBuffers(n, net.sizes[-1], dt)
 
 
 class Network:
@@ -133,20 +137,14 @@ class Network:
             raise InputError(f"every layer width must be >= 1, got sizes={sizes}")
         if sizes[-1] < 2:
             raise InputError(f"the output layer needs >= 2 classes, got {sizes[-1]}")
-        if str(dtype) not in DTYPES:
-            raise InputError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise InputError(f"dropout must be in [0, 1), got {dropout}")
-        if input_transform not in INPUT_TRANSFORMS:
-            raise InputError(
-                f"input_transform must be one of {INPUT_TRANSFORMS}, got {input_transform!r}")
+        for name, value in (("dtype", str(dtype)), ("dropout", dropout),
+                            ("input_transform", input_transform), ("input_gamma", input_gamma)):
+            check(name, value)
         if input_transform != "none":
             try:
                 image_side(input_transform, sizes[0])
             except ValueError as exc:
                 raise InputError(str(exc)) from None
-        if not 0.0 < input_gamma <= 10.0:
-            raise InputError(f"input_gamma must be in (0, 10], got {input_gamma}")
         n_hidden = len(sizes) - 2
         names = [activation] * n_hidden if isinstance(activation, str) else list(activation)
         if len(names) != n_hidden:
@@ -186,6 +184,7 @@ class Network:
         for W in self.weights:
             init_weights(init, W, rng)
         self._workspaces: dict[tuple[int, bool], _Workspace] = {}
+        self._scratch: np.ndarray | None = None  # for the L1/L2 terms, made on first use
 
     # ------------------------------------------------------------------ views
     @property
@@ -251,13 +250,13 @@ class Network:
             z += b  #           + b^l
             if layer == last:
                 return z
-            self.activations[layer].forward_(z)  # a^l = f(z^l), in place
+            self.activations[layer].forward_(z, ws.scratch[layer])  # a^l = f(z^l), in place
             a = z
             if rng is not None and ws.mask:
                 # inverted dropout: keep with probability 1-p, scale by 1/(1-p)
                 mask = ws.mask[layer]
                 rng.random(out=mask, dtype=self.dtype.type)
-                np.greater_equal(mask, self.dropout, out=mask)
+                np.greater_equal(mask, self.dropout, out=mask)  # 1 where kept, else 0
                 mask *= 1.0 / (1.0 - self.dropout)
                 a = np.multiply(z, mask, out=ws.dropped[layer])
         raise AssertionError("unreachable")
@@ -291,7 +290,7 @@ class Network:
         z_out = self._forward(X, ws, rng if use_dropout else None)
         # delta^L = dloss/dz^L, written over z^L
         loss = softmax_cross_entropy_(
-            z_out, y, label_smoothing=label_smoothing, reduction=reduction
+            z_out, y, label_smoothing=label_smoothing, reduction=reduction, buffers=ws.loss
         )
         delta = z_out
         W, gW, gb = self.weights, self.grads[0::2], self.grads[1::2]
@@ -308,9 +307,11 @@ class Network:
             self.activations[layer - 1].backward_(ws.a[layer - 1], below, ws.scratch[layer - 1])
             delta = below  # delta^{l-1} = dloss/da^{l-1} * f'(z^{l-1})
         if l1 or l2:
-            add_penalty_grad_(W, gW, l1, l2)
+            if self._scratch is None:  # once: the penalties' buffer, the size of all params
+                self._scratch = np.empty_like(self.flat)
+            add_penalty_grad_(self.flat, self.grad_flat, self.decay_mask, l1, l2, self._scratch)
             if with_penalty:
-                loss += penalty(W, l1, l2)
+                loss += penalty(self.flat, self.decay_mask, l1, l2, self._scratch)
         return loss
 
     def loss_and_grads(
@@ -332,8 +333,7 @@ class Network:
         X, y_int = self.check_inputs(X, y)
         assert y_int is not None
         for name, value in (("l1", l1), ("l2", l2)):
-            if not np.isfinite(value) or value < 0:
-                raise InputError(f"{name} must be a finite number >= 0, got {value}")
+            check(name, value)
         rng = np.random.default_rng(dropout_seed) if dropout_seed is not None else None
         loss = self.compute_gradients_(
             X, y_int, l1=l1, l2=l2, label_smoothing=label_smoothing, reduction=reduction, rng=rng
@@ -411,13 +411,6 @@ class Network:
         self.input_mean = mean
         self.input_scale = (1.0 / np.maximum(std, 1e-3)).astype(self.dtype)
         self._workspaces.clear()
-
-    def copy(self) -> Network:
-        """An independent copy (weights, standardisation, meta)."""
-        from numeral.nn.serialize import network_from_arrays, network_to_arrays
-
-        desc, arrays = network_to_arrays(self)
-        return network_from_arrays(desc, arrays)
 
     def save(self, path: str) -> None:
         """Write the model to ``path`` (.npz: weights + JSON description), atomically."""

@@ -19,10 +19,12 @@ added to the gradient of the weights (coupled L2); for ``adamw`` it is decoupled
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
+from numeral.nn.constraints import check
 from numeral.nn.errors import InputError
 
 OPTIMISERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
@@ -50,11 +52,9 @@ class Optimizer:
     ) -> None:
         if name not in OPTIMISERS:
             raise InputError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMISERS)}")
-        for key, value in (("momentum", momentum), ("beta1", beta1), ("beta2", beta2)):
-            if not 0.0 <= value < 1.0:
-                raise InputError(f"{key} must be in [0, 1), got {value}")
-        if weight_decay < 0:
-            raise InputError(f"weight_decay must be >= 0, got {weight_decay}")
+        for key, value in (("momentum", momentum), ("beta1", beta1), ("beta2", beta2),
+                           ("weight_decay", weight_decay)):
+            check(key, value)
         self.name = name
         self.momentum, self.beta1, self.beta2, self.eps = momentum, beta1, beta2, eps
         self.weight_decay = weight_decay
@@ -101,8 +101,10 @@ class Optimizer:
         """
         b1, b2 = self.beta1, self.beta2
         bc1, bc2 = 1.0 - b1**self.t, 1.0 - b2**self.t
-        lr_t = lr * (1.0 - b1) * np.sqrt(bc2) / (bc1 * np.sqrt(1.0 - b2))
-        eps_t = self.eps * np.sqrt(bc2) / np.sqrt(1.0 - b2)
+        # Python floats: a NumPy float64 scalar would make each float32 operation below cast
+        # through a temporary buffer
+        lr_t = lr * (1.0 - b1) * math.sqrt(bc2) / (bc1 * math.sqrt(1.0 - b2))
+        eps_t = self.eps * math.sqrt(bc2) / math.sqrt(1.0 - b2)
         decay = lr * self.weight_decay if self.name == "adamw" else 0.0
         # Cache-sized blocks: the passes over a block then stay in L2 instead of memory.
         for start in range(0, p.size, _BLOCK):

@@ -3,7 +3,7 @@
 =============  =====================================================================
 ``constant``   lr
 ``step``       lr * gamma ** floor(progress * epochs / step_epochs)
-``cosine``     lr * (f + (1-f) (1 + cos(pi s)) / 2), s the progress after a linear warm-up
+``cosine``     lr * (1 + cos(pi s)) / 2, s the progress after a linear warm-up
 ``onecycle``   linear warm-up from lr/25 to lr over ``warmup`` of the run, then cosine to ~0
 =============  =====================================================================
 """
@@ -26,7 +26,6 @@ def learning_rate(
     warmup: float = 0.0,
     step_epochs: int = 10,
     gamma: float = 0.5,
-    final_fraction: float = 0.0,
 ) -> float:
     """The learning rate at ``progress`` (0 at the first step, 1 after the last)."""
     if name == "constant":
@@ -37,7 +36,7 @@ def learning_rate(
         if progress < warmup:
             return base_lr * (progress / warmup)
         s = (progress - warmup) / max(1.0 - warmup, 1e-12)
-        return base_lr * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * s)))
+        return base_lr * 0.5 * (1 + math.cos(math.pi * s))
     if name == "onecycle":
         warm = warmup or 0.3
         if progress < warm:

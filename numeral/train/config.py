@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from numeral.errors import ConfigError
-from numeral.nn.activations import ACTIVATIONS
-from numeral.nn.init import INITIALISERS
-from numeral.nn.inputs import INPUT_TRANSFORMS
+from numeral.nn.constraints import CONSTRAINTS as NN_CONSTRAINTS
+from numeral.nn.constraints import NON_NEGATIVE, UNIT, Constraint, Interval, Options, violation
 from numeral.nn.optim import OPTIMISERS
 from numeral.nn.schedules import SCHEDULES
 
@@ -43,7 +42,12 @@ class Config:
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.9
-    weight_decay: float = 0.0  # coupled for sgd/momentum/adam, decoupled for adamw
+    # l2 (below) and weight_decay: for sgd, momentum, nesterov and adam they give the same
+    # update, W <- W - lr (grad + lambda W); l2 is a term of the loss, so the loss that
+    # loss_and_grads reports includes it. With adamw, weight_decay is decoupled from the
+    # gradient's scaling (W <- W - lr lambda W after the Adam step), which is what to use
+    # with Adam; l2 then still acts through the gradient.
+    weight_decay: float = 0.0
     schedule: str = "constant"
     warmup: float = 0.0  # fraction of the run spent warming up (cosine, onecycle)
     step_epochs: int = 10  # for schedule = "step"
@@ -86,15 +90,18 @@ class Config:
         return from_dict({**self.to_dict(), **changes}, origin="overrides")
 
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "activation": tuple(ACTIVATIONS),
-    "init": INITIALISERS,
-    "optimizer": OPTIMISERS,
-    "schedule": SCHEDULES,
-    "dtype": ("float32", "float64"),
-    "reduction": ("mean", "sum"),
-    "split": ("random", "sheet"),
-    "input_transform": INPUT_TRANSFORMS,
+# What each key may be: the core's table (numeral.nn.constraints) plus the keys only a
+# training run has. Keys holding a list (activation, input_transform) check each item.
+CONSTRAINTS: dict[str, Constraint] = {
+    **NN_CONSTRAINTS,
+    "optimizer": Options(OPTIMISERS),
+    "schedule": Options(SCHEDULES),
+    "split": Options(("random", "sheet")),
+    "test_fraction": Interval(0.0, 1.0, "neither"),
+    "val_fraction": UNIT,
+    "augment_until": Interval(0.0, 1.0, "right"),
+    **dict.fromkeys(("batch_size", "epochs", "ensemble", "step_epochs"), Interval(1, None, "left")),
+    **dict.fromkeys(("early_stopping", "train_metrics_sample"), NON_NEGATIVE),
 }
 
 
@@ -158,38 +165,18 @@ def validate(c: Config, origin: str = "config") -> None:
     def bad(key: str, why: str) -> ConfigError:
         return ConfigError(f"config key {key!r} ({origin}): {why}, got {getattr(c, key)!r}")
 
-    for key, options in CHOICES.items():
+    for key in (f.name for f in dataclasses.fields(c) if f.name in CONSTRAINTS):
         values = getattr(c, key)
         for value in values if isinstance(values, list) else [values]:
-            if value not in options:
-                raise bad(key, f"must be one of {', '.join(options)}")
+            why = violation(key, value, CONSTRAINTS)
+            if why:
+                raise bad(key, why)
     if isinstance(c.activation, list) and len(c.activation) != len(c.hidden):
         raise bad("activation", f"needs one name per hidden layer ({len(c.hidden)})")
     if any(h < 1 for h in c.hidden):
         raise bad("hidden", "every hidden layer needs a width >= 1")
-    for key in ("lr",):
-        if not c.lr > 0:
-            raise bad(key, "must be > 0")
-    if not 0 < c.input_gamma <= 10:
-        raise bad("input_gamma", "must be in (0, 10]")
-    for key in ("l1", "l2", "weight_decay", "warmup", "label_smoothing"):
-        if getattr(c, key) < 0:
-            raise bad(key, "must be >= 0")
-    for key in ("dropout", "momentum", "val_fraction", "warmup", "label_smoothing"):
-        if not 0 <= getattr(c, key) < 1:
-            raise bad(key, "must be in [0, 1)")
-    if not 0 < c.augment_until <= 1:
-        raise bad("augment_until", "must be in (0, 1]")
-    if not 0 < c.test_fraction < 1:
-        raise bad("test_fraction", "must be in (0, 1)")
-    for key in ("batch_size", "epochs", "ensemble", "step_epochs"):
-        if getattr(c, key) < 1:
-            raise bad(key, "must be >= 1")
     if not -len(c.hidden) <= c.latent_layer < len(c.hidden):
         raise bad("latent_layer", f"must index one of the {len(c.hidden)} hidden layers")
-    for key in ("early_stopping", "train_metrics_sample"):
-        if getattr(c, key) < 0:
-            raise bad(key, "must be >= 0")
     if c.early_stopping and not c.val_fraction:
         raise bad("early_stopping", "needs val_fraction > 0 (a validation split)")
     for name, overrides in c.study.items():

@@ -32,8 +32,17 @@ from numeral.train.config import Config
 from numeral.train.metrics import cross_entropy
 
 HIST_BINS = 40
-DIVERGED_VS_CHANCE = 4.0  # an epoch loss this many times log(classes) means divergence
+# An epoch's training loss above this many times the larger of a uniform guess's loss,
+# log(classes), and the untrained network's loss means divergence. (The untrained loss counts
+# for inputs far from [0, 1]: there a fresh network's logits, and its loss, are large.)
+DIVERGED_VS_START = 4.0
 Log = Callable[[str], None]
+
+
+def quiet_overflow() -> np.errstate:
+    """Silence NumPy's overflow warnings: training checks each batch and epoch for divergence
+    itself and says so in one error."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
 @dataclass
@@ -99,6 +108,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.snapshots: dict[str, np.ndarray] = {}
         self.members: list[np.ndarray] = []  # flat parameters of finished ensemble members
+        self._start_losses: dict[int, float] = {}  # see start_loss
         # X of each split as each kind of network reads it, keyed (id(split), input_signature):
         # as images (gamma, deskew) and as the first layer's features
         self._images: dict[tuple[int, tuple[str, float, str]], np.ndarray] = {}
@@ -148,6 +158,13 @@ class Trainer:
 
     # ------------------------------------------------------------- running
     def run(self, resume: Path | None = None) -> TrainResult:
+        """Train every member (from ``resume``'s checkpoint if given). A run that diverges
+        raises one :class:`DivergenceError`; NumPy's overflow warnings on the way are
+        silenced, since the checks after each batch and epoch say what happened."""
+        with quiet_overflow():
+            return self._run(resume)
+
+    def _run(self, resume: Path | None) -> TrainResult:
         c = self.config
         state = load_checkpoint(resume) if resume else None
         first_member = state["member"] if state else 0
@@ -266,10 +283,10 @@ class Trainer:
                 row[f"{name}_loss"] = cross_entropy(proba, split.y)
                 row[f"{name}_error"] = float(np.mean(np.argmax(proba, 1) != split.y))
         row.update(seconds=round(seconds, 3), lr=lr, member=member)
-        chance = math.log(self.n_classes)  # the loss of a uniform guess
-        if row["train_loss"] > DIVERGED_VS_CHANCE * chance:
+        start = self.start_loss(member)
+        if row["train_loss"] > DIVERGED_VS_START * start:
             raise self.diverged(epoch, f"training loss {row['train_loss']:.4g} is far above "
-                                       f"the {chance:.3g} of a uniform guess")
+                                       f"the {start:.3g} it started from")
         if bar is not None:
             bar.set_postfix(loss=f"{row['train_loss']:.4f}",
                             acc=f"{1 - row.get('test_error', row['train_error']):.2%}")
@@ -278,6 +295,16 @@ class Trainer:
         self.log(format_row(row))
         if member == 0 and epoch in self.snapshot_epochs:
             self.take_snapshot(net, epoch)
+
+    def start_loss(self, member: int) -> float:
+        """The larger of a uniform guess's loss and member's untrained network's loss on the
+        learning-curve sample (computed once per member, also on resume)."""
+        if member not in self._start_losses:
+            net = self.new_network(member)
+            proba = softmax(net.logits(self.inputs(self.train_metrics, net), prepared=True))
+            untrained = cross_entropy(proba, self.train_metrics.y)
+            self._start_losses[member] = max(math.log(self.n_classes), untrained)
+        return self._start_losses[member]
 
     def diverged(self, epoch: int, what: str) -> DivergenceError:
         """The error that stops a diverging run; the last good checkpoint stays on disk."""
@@ -340,9 +367,7 @@ class Trainer:
         arrays: dict[str, Any] = {
             "state": np.array(json.dumps(state)),
             "flat": net.flat,
-            "opt_t": np.array(opt.t),
-            "opt_m": opt.m,
-            "opt_v": opt.v,
+            **{f"opt_{k}": v for k, v in opt.state().items()},
             "members": np.array(self.members) if self.members else np.zeros((0, net.n_params)),
         }
         if best.get("flat") is not None:
