@@ -22,7 +22,7 @@ NN_DIR = Path(__file__).resolve().parents[1] / "numeral" / "nn"
 def test_core_imports_only_numpy_and_the_standard_library() -> None:
     allowed = set(sys.stdlib_module_names) | {"numpy", "numeral"}
     offenders = []
-    for path in sorted(NN_DIR.glob("*.py")):
+    for path in sorted(NN_DIR.rglob("*.py")):  # the layers subpackage too
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]

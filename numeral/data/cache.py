@@ -65,7 +65,7 @@ def load_cached(key: str) -> Dataset | None:
 
 
 def store_cached(key: str, ds: Dataset) -> None:
-    from numeral.nn.serialize import write_npz
+    from numeral.nn.files import write_npz
 
     meta = {
         "source": ds.source,

@@ -1,16 +1,19 @@
 """numeral.nn — the network core: NumPy and the standard library, nothing else.
 
-Read in this order: ``activations`` -> ``losses`` -> ``init`` ->
-``regularizers`` -> ``inputs`` (fixed input transforms) -> ``network`` (forward and
-back-propagation) -> ``optim`` -> ``schedules`` -> ``serialize`` -> ``gradcheck``.
+Read in this order: ``layers`` (each a forward/backward pair: ``layers/base.py`` first, then
+``dense``, ``activations``, ``conv``, ``pooling``, ``norm``, ...) -> ``losses`` -> ``init`` ->
+``regularizers`` -> ``network`` (the layers in order, back-propagation over them) -> ``optim``
+-> ``schedules`` -> ``files`` / ``serialize`` -> ``gradcheck``; ``reference`` is the same
+mathematics written plainly, to read beside the fast code. ``inputs`` holds the fixed input
+transforms, ``constraints`` what each setting may be.
 """
 
-from numeral.nn.activations import ACTIVATIONS, get_activation
 from numeral.nn.ensemble import Ensemble
 from numeral.nn.errors import DivergenceError, InputError, ModelFileError, NumeralError
 from numeral.nn.gradcheck import GradCheckResult, gradcheck
 from numeral.nn.init import INITIALISERS
 from numeral.nn.inputs import INPUT_TRANSFORMS
+from numeral.nn.layers import ACTIVATIONS, LAYERS, Layer, get_activation
 from numeral.nn.losses import softmax, softmax_cross_entropy_
 from numeral.nn.network import Network
 from numeral.nn.optim import OPTIMISERS, Optimizer
@@ -21,12 +24,14 @@ __all__ = [
     "ACTIVATIONS",
     "INITIALISERS",
     "INPUT_TRANSFORMS",
+    "LAYERS",
     "OPTIMISERS",
     "SCHEDULES",
     "DivergenceError",
     "Ensemble",
     "GradCheckResult",
     "InputError",
+    "Layer",
     "ModelFileError",
     "Network",
     "NumeralError",

@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from numeral.nn.activations import ACTIVATIONS
 from numeral.nn.errors import InputError
 from numeral.nn.init import INITIALISERS
 from numeral.nn.inputs import INPUT_TRANSFORMS
@@ -70,7 +69,9 @@ NON_NEGATIVE = Interval(0.0, None, "left")
 
 CONSTRAINTS: dict[str, Constraint] = {
     # the network
-    "activation": Options(tuple(ACTIVATIONS)),
+    # the names of numeral.nn.layers.activations.ACTIVATIONS (a test keeps them equal; this
+    # table sits below the layers, which check their settings against it)
+    "activation": Options(("sigmoid", "tanh", "relu", "leaky_relu", "identity")),
     "init": Options(INITIALISERS),
     "dtype": Options(DTYPES),
     "dropout": UNIT,

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from numeral.nn.errors import InputError
-from numeral.nn.network import Network
+from numeral.nn.files import save_model
+from numeral.nn.network import Network, Signature
 
 
 class Ensemble:
@@ -19,7 +20,7 @@ class Ensemble:
             raise InputError("an ensemble needs at least one network")
         first = members[0]
         for net in members[1:]:
-            if net.sizes[0] != first.sizes[0] or net.n_classes != first.n_classes:
+            if net.n_inputs != first.n_inputs or net.n_classes != first.n_classes:
                 raise InputError("ensemble members must share input width and number of classes")
         self.members = list(members)
         self.meta: dict[str, Any] = {}
@@ -35,7 +36,7 @@ class Ensemble:
     def predict_proba(self, X: Any) -> np.ndarray:
         """Mean of the members' class probabilities. Members that read their inputs the same
         way (same ``input_signature``) share one ``prepare(X)``."""
-        prepared: dict[tuple[str, float, str], np.ndarray] = {}
+        prepared: dict[Signature, np.ndarray] = {}
         for net in self.members:
             if net.input_signature not in prepared:
                 prepared[net.input_signature] = net.prepare(X)
@@ -50,8 +51,6 @@ class Ensemble:
         return np.argmax(self.predict_proba(X), axis=1)
 
     def save(self, path: str) -> None:
-        from numeral.nn.serialize import save_model
-
         save_model(self, path)
 
     def __repr__(self) -> str:

@@ -19,9 +19,12 @@ from numeral.nn.errors import InputError
 INITIALISERS = ("zeros", "uniform", "xavier", "he")
 
 
-def init_weights(name: str, W: np.ndarray, rng: np.random.Generator) -> None:
-    """Fill the weight matrix W (fan_in, fan_out) in place by the rule called ``name``."""
-    fan_in, fan_out = W.shape
+def init_weights(name: str, W: np.ndarray, rng: np.random.Generator,
+                 fans: tuple[int, int] | None = None) -> None:
+    """Fill the weights W in place by the rule called ``name``. ``fans`` = (fan_in, fan_out),
+    the inputs and outputs each weight connects (default W's shape, for a (fan_in, fan_out)
+    matrix; a convolution's are in_channels x kernel area and out_channels x kernel area)."""
+    fan_in, fan_out = fans if fans is not None else W.shape
     if name == "zeros":
         W[...] = 0.0
     elif name == "uniform":

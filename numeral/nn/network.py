@@ -1,109 +1,95 @@
-"""A fully connected network trained by back-propagation, written in NumPy.
+"""A network: a list of layers trained by back-propagation, over one flat parameter vector.
 
-Notation (layer l = 1..L, a^0 = x, W^l has shape (fan_in, fan_out)):
+For a batch X with labels y (x^0 = X, layer l maps x^{l-1} to x^l, z = x^L the logits):
 
-    forward     z^l = a^{l-1} W^l + b^l          a^l = f(z^l)   (l < L)
-                p   = softmax(z^L)               loss = cross-entropy(p, y) + R(W)
-    backward    delta^L = dloss/dz^L = (p - onehot(y)) / n
-                dloss/dW^l     = (a^{l-1})^T delta^l  + dR/dW^l
-                dloss/db^l     = sum over rows of delta^l
-                delta^{l-1}    = (delta^l (W^l)^T) * f'(z^{l-1})
+    forward     x^l = layer_l.forward(x^{l-1})                  l = 1 .. L
+                p = softmax(z),  loss = cross-entropy(p, y) + R(W)
+    backward    g^L = dloss/dz = (p - onehot(y)) / n
+                g^{l-1} = layer_l.backward(g^l)                  l = L .. 1
 
-That is all of back-propagation; :meth:`Network.compute_gradients_` is these
-five lines, in this order, with preallocated buffers so the training loop
-allocates nothing per batch. All parameters live in one flat vector
-(``net.flat``); ``net.params`` are views into it, so optimisers update the whole
-model in a few vectorised operations.
+Each layer's backward also adds the gradients of its own parameters; the layers, with their
+equations, are in :mod:`numeral.nn.layers` (for a multi-layer perceptron: ``Dense`` and the
+activations). :meth:`Network.compute_gradients_` is this loop, with buffers made once per
+batch size, so training allocates nothing per batch. All parameters live in one flat vector
+(``net.flat``); ``net.params`` are views into it in layer order, so optimisers update the
+whole model in a few vectorised operations.
+
+Two ways to build one::
+
+    Network([784, 320, 160, 10], activation="sigmoid", init="xavier", seed=0)   # an MLP
+    Network.from_layers(["conv 6 3", "relu", "maxpool 2", "flatten", "dense 10"],
+                        input_shape=(1, 28, 28))
 """
 
 from __future__ import annotations
 
-import itertools
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from numeral.nn.activations import Activation, get_activation
+from numeral.nn.checks import check_inputs
 from numeral.nn.constraints import check
-from numeral.nn.errors import InputError
-from numeral.nn.init import init_weights
-from numeral.nn.inputs import feature_stage, image_side, image_stage
+from numeral.nn.errors import InputError, ModelFileError
+from numeral.nn.files import read_model_file, save_model
+from numeral.nn.init import INITIALISERS
+from numeral.nn.inputs import image_side
+from numeral.nn.layers import (
+    Activation,
+    Conv2D,
+    Dense,
+    Deskew,
+    Dropout,
+    Flatten,
+    Gamma,
+    Layer,
+    OrientationPlanes,
+    Standardize,
+    as_layer,
+    get_activation,
+)
+from numeral.nn.layers.base import Buffers, Shape
 from numeral.nn.losses import LossBuffers, softmax, softmax_cross_entropy_
 from numeral.nn.regularizers import add_penalty_grad_, penalty
 
+__all__ = ["Network", "Signature", "check_inputs"]
 
-def check_inputs(
-    X: Any,
-    y: Any = None,
-    *,
-    n_features: int | None = None,
-    n_classes: int | None = None,
-    dtype: Any = np.float32,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Return X as a C-contiguous (n, n_features) array of ``dtype`` (and y as int64 labels
-    in 0..n_classes-1), raising :class:`InputError` with the fix for wrong shapes, NaN/inf
-    and bad labels. ``None`` leaves the width or the number of classes open."""
-    X = np.asarray(X)
-    if X.ndim != 2 or (n_features is not None and X.shape[1] != n_features):
-        width = n_features if n_features is not None else "d"
-        fix = ("Reshape your data: X.reshape(1, -1) for one sample" if X.ndim == 1 else
-               "flatten images first, e.g. with numeral.data")
-        raise InputError(
-            f"X has shape {X.shape}; expected (n, {width}): one row of values per sample ({fix})"
-        )
-    if X.shape[1] == 0:
-        raise InputError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 "
-                         "is required: X needs at least one column")
-    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
-        raise InputError(f"X must hold real numbers, got dtype {X.dtype}")
-    X = np.ascontiguousarray(X, dtype=dtype)
-    if not np.isfinite(X).all():
-        bad = np.argwhere(~np.isfinite(X))[0]
-        raise InputError(
-            f"X contains NaN or inf (first at row {bad[0]}, column {bad[1]}); "
-            "clean or drop those samples"
-        )
-    if y is None:
-        return X, None
-    y_arr = np.asarray(y)
-    if y_arr.ndim != 1 or len(y_arr) != len(X):
-        raise InputError(
-            f"y has shape {y_arr.shape}; expected ({len(X)},): one integer label per row of X"
-        )
-    whole = np.issubdtype(y_arr.dtype, np.floating) and np.all(y_arr == np.round(y_arr))
-    if y_arr.size and not np.issubdtype(y_arr.dtype, np.integer) and not whole:
-        raise InputError(f"y must hold integer class labels, got dtype {y_arr.dtype}")
-    y_int = y_arr.astype(np.int64)
-    top = n_classes if n_classes is not None else np.iinfo(np.int64).max
-    if y_int.size and (y_int.min() < 0 or y_int.max() >= top):
-        bad_label = y_int[(y_int < 0) | (y_int >= top)][0]
-        limit = f"this network has {n_classes} classes, so labels must be 0..{top - 1}"
-        raise InputError(f"label {bad_label} is out of range: "
-                         + (limit if n_classes is not None else "labels must be >= 0"))
-    return X, y_int
+# what Network.prepare depends on: the input transforms' layer strings, X's width, the dtype
+Signature = tuple[tuple[str, ...], int, str]
+
+
+def mlp_layers(sizes: Sequence[int], activations: Sequence[str], dropout: float,
+               input_transform: str, input_gamma: float) -> list[Layer]:
+    """The layers of a multi-layer perceptron: the input transforms, then per hidden layer
+    ``dense``, its activation and (when training drops units) ``dropout``, then ``dense``."""
+    layers: list[Layer] = [Gamma(input_gamma)] if input_gamma != 1.0 else []
+    if input_transform == "deskew":
+        layers.append(Deskew())
+    elif input_transform == "orientation":
+        layers += [OrientationPlanes(), Flatten()]
+    for i, width in enumerate(sizes[1:]):
+        layers.append(Dense(width))
+        if i < len(activations):
+            layers.append(get_activation(activations[i]))
+            if dropout:
+                layers.append(Dropout(dropout))
+    return layers
 
 
 class _Workspace:
-    """Buffers for one batch size: activations, back-propagated gradients, dropout masks."""
+    """The buffers of one batch size: each layer's, and the loss's."""
 
-    def __init__(self, net: Network, n: int, with_dropout: bool) -> None:
-        dt = net.dtype
-        self.n = n
-        self.x = np.empty((n, net.sizes[0]), dt) if net.input_mean is not None else None
-        self.a = [np.empty((n, s), dt) for s in net.sizes[1:]]  # a^1 .. a^{L-1}, z^L
-        hidden = net.sizes[1:-1]
-        self.delta = [np.empty((n, s), dt) for s in hidden]
-        self.scratch = [np.empty((n, s), dt) for s in hidden]
-        self.mask = [np.empty((n, s), dt) for s in hidden] if with_dropout else []
-        self.dropped = [np.empty((n, s), dt) for s in hidden] if with_dropout else []
-        self.loss = LossBuffers(n, net.sizes[-1], dt)
+    def __init__(self, net: Network, n: int, train: bool) -> None:
+        self.buffers: list[Buffers] = [layer.buffers(n, train) for layer in net.body]
+        self.logits = np.empty((n, net.n_classes), net.dtype)  # the loss writes dL/dz here
+        self.loss = LossBuffers(n, net.n_classes, net.dtype)
 
 
 class Network:
-    """A multi-layer perceptron: ``sizes[0]`` inputs, ``sizes[-1]`` softmax outputs.
+    """A classifier network: its layers, then softmax over the last layer's outputs.
 
-    Parameters
+    Parameters (the multi-layer perceptron constructor)
     ----------
     sizes : layer widths, input first, e.g. ``[784, 320, 160, 10]``; any depth.
     activation : hidden activation (``sigmoid``, ``tanh``, ``relu``, ``leaky_relu``,
@@ -116,7 +102,10 @@ class Network:
         per pixel (see :mod:`numeral.nn.inputs`): fixed transforms of the images, saved with
         the network. The prediction methods apply them to X themselves (``prepared=True``
         says X already went through :meth:`prepare`); the training methods take X as the
-        first layer sees it, ``prepare(X)``, which is ``features(prepare_images(X))``.
+        first learning layer sees it, ``prepare(X)``, which is
+        ``features(prepare_images(X))``.
+
+    Any other network: :meth:`from_layers`.
     """
 
     def __init__(
@@ -152,53 +141,162 @@ class Network:
                 f"got {len(names)} activations for {n_hidden} hidden layers; give one name "
                 "or one per hidden layer"
             )
-        self.sizes = sizes
-        self.activation_names = names
-        self.activations: list[Activation] = [get_activation(a) for a in names]
-        self.init, self.seed, self.dropout = init, int(seed), float(dropout)
-        self.input_transform, self.input_gamma = input_transform, float(input_gamma)
-        self.dtype = np.dtype(str(dtype))
-        # optional standardisation x' = (x - mean) * scale, stored in the model
-        self.input_mean: np.ndarray | None = None
-        self.input_scale: np.ndarray | None = None
-        self.meta: dict[str, Any] = {}  # free-form JSON description saved with the model
+        layers = mlp_layers(sizes, names, float(dropout), input_transform, float(input_gamma))
+        self._build(layers, (sizes[0],), init, seed, str(dtype))
 
-        shapes = []
-        for fan_in, fan_out in itertools.pairwise(sizes):
-            shapes += [(fan_in, fan_out), (fan_out,)]
-        total = sum(int(np.prod(s)) for s in shapes)
+    @classmethod
+    def from_layers(
+        cls,
+        layers: Sequence[str | Layer],
+        input_shape: Sequence[int] | None = None,
+        *,
+        init: str = "he",
+        seed: int = 0,
+        dtype: str = "float32",
+    ) -> Network:
+        """A network of these layers (strings such as ``"conv 6 3"`` or layer objects), for
+        samples of ``input_shape``: (channels, height, width) for images, default (1, 28, 28)
+        when the first layer reads images, else (784,). X is always given as flat rows,
+        row-major images. The last layer gives one score per class."""
+        objects = [as_layer(item) for item in layers]
+        if not objects:
+            raise InputError("a network needs at least one layer, e.g. ['dense 10']")
+        if input_shape is None:
+            first = objects[0]
+            input_shape = (1, 28, 28) if first.needs_image or first.stage else (784,)
+        check("dtype", str(dtype))
+        net = cls.__new__(cls)
+        net._build(objects, tuple(int(s) for s in input_shape), init, seed, str(dtype))
+        return net
+
+    def _build(self, layers: list[Layer], input_shape: Shape, init: str, seed: int,
+               dtype: str) -> None:
+        """Fix every layer's shapes, lay the parameters out in one flat vector, initialise."""
+        if init not in INITIALISERS:
+            raise InputError(f"unknown init {init!r}; choose one of: {', '.join(INITIALISERS)}")
+        if not input_shape or any(s < 1 for s in input_shape):
+            raise InputError(f"input_shape must be positive sizes, got {input_shape}")
+        self.layers = layers
+        self.input_shape = input_shape
+        self.dtype = np.dtype(dtype)
+        self.init, self.seed = init, int(seed)
+        self.meta: dict[str, Any] = {}  # free-form JSON description saved with the model
+        self.n_input = 0  # how many input transforms lead the list
+        shape: Shape = input_shape
+        features = False  # whether a transform into features (orientation) came already
+        for i, layer in enumerate(layers):
+            if layer.stage:
+                if self.n_input != i or (features and layer.stage == "image"):
+                    raise InputError(f"{layer.spec()} is an input transform: it goes first, "
+                                     "image transforms (gamma, deskew) before orientation")
+                features |= layer.stage == "feature"
+                self.n_input += 1
+            shape = layer.build(shape, self.dtype)
+        if len(shape) != 1 or shape[0] < 2:
+            raise InputError(f"the last layer must give one score per class (at least 2), e.g. "
+                             f"'dense 10'; {layers[-1].spec()} gives samples of shape {shape}")
+        self.n_classes = shape[0]
+        shapes = [(layer, s, d) for layer in layers
+                  for s, d in zip(layer.param_shapes(), layer.decayed(), strict=True)]
+        total = sum(math.prod(s) for _, s, _ in shapes)
         self.flat = np.zeros(total, self.dtype)
         self.grad_flat = np.zeros(total, self.dtype)
-        self.decay_mask = np.zeros(total, self.dtype)  # 1 on weights, 0 on biases
+        self.decay_mask = np.zeros(total, self.dtype)  # 1 on weights, 0 elsewhere
         self.params: list[np.ndarray] = []
         self.grads: list[np.ndarray] = []
         offset = 0
-        for shape in shapes:
-            size = int(np.prod(shape))
-            self.params.append(self.flat[offset : offset + size].reshape(shape))
-            self.grads.append(self.grad_flat[offset : offset + size].reshape(shape))
-            if len(shape) == 2:
-                self.decay_mask[offset : offset + size] = 1.0
+        for layer, s, decayed in shapes:
+            size = math.prod(s)
+            part = slice(offset, offset + size)
+            layer.params.append(self.flat[part].reshape(s))
+            layer.grads.append(self.grad_flat[part].reshape(s))
+            self.decay_mask[part] = float(decayed)
             offset += size
+        for layer in layers:
+            self.params += layer.params
+            self.grads += layer.grads
         rng = np.random.default_rng(self.seed)
-        for W in self.weights:
-            init_weights(init, W, rng)
+        for layer in layers:
+            layer.init_params(rng, init)
         self._workspaces: dict[tuple[int, bool], _Workspace] = {}
         self._scratch: np.ndarray | None = None  # for the L1/L2 terms, made on first use
 
     # ------------------------------------------------------------------ views
     @property
+    def body(self) -> list[Layer]:
+        """The layers after the input transforms: what training back-propagates through."""
+        return self.layers[self.n_input :]
+
+    @property
+    def body_shape(self) -> Shape:
+        """The shape of one sample as the first learning layer reads it."""
+        return self.layers[self.n_input - 1].out_shape if self.n_input else self.input_shape
+
+    @property
+    def n_inputs(self) -> int:
+        """How many values one sample of X has."""
+        return math.prod(self.input_shape)
+
+    @property
+    def weighted(self) -> list[Layer]:
+        """The Dense and Conv2D layers, in order."""
+        return [layer for layer in self.layers if isinstance(layer, Dense | Conv2D)]
+
+    @property
     def weights(self) -> list[np.ndarray]:
-        """The weight matrices W^1..W^L (views)."""
-        return self.params[0::2]
+        """The weights of every Dense and Conv2D layer (views)."""
+        return [layer.params[0] for layer in self.weighted]
 
     @property
     def biases(self) -> list[np.ndarray]:
-        return self.params[1::2]
+        return [layer.params[1] for layer in self.weighted]
 
     @property
-    def n_classes(self) -> int:
-        return self.sizes[-1]
+    def sizes(self) -> list[int]:
+        """The input width, then each Dense layer's width (an MLP's ``sizes``)."""
+        return [math.prod(self.body_shape)] + [
+            layer.units for layer in self.layers if isinstance(layer, Dense)]
+
+    @property
+    def hidden(self) -> list[int]:
+        """Indices (into ``layers``) of the hidden activations: those before the last Dense
+        or Conv2D layer."""
+        last = max((i for i, layer in enumerate(self.layers) if isinstance(layer, Dense | Conv2D)),
+                   default=-1)
+        return [i for i, layer in enumerate(self.layers[:last])
+                if isinstance(layer, Activation)]
+
+    @property
+    def activation_names(self) -> list[str]:
+        return [self.layers[i].name for i in self.hidden]
+
+    @property
+    def architecture(self) -> str:
+        """The layer strings, e.g. ``"dense 320, sigmoid, dense 10"``."""
+        return ", ".join(layer.spec() for layer in self.layers)
+
+    @property
+    def input_transform(self) -> str:
+        """``orientation``, ``deskew`` or ``none``: what the input transforms make of images."""
+        names = {layer.name for layer in self.layers[: self.n_input]}
+        return next((t for t in ("orientation", "deskew") if t in names), "none")
+
+    @property
+    def input_gamma(self) -> float:
+        return next((layer.gamma for layer in self.layers[: self.n_input]
+                     if isinstance(layer, Gamma)), 1.0)
+
+    @property
+    def dropout(self) -> float:
+        return next((layer.p for layer in self.layers if isinstance(layer, Dropout)), 0.0)
+
+    @property
+    def standardizer(self) -> Standardize | None:
+        return next((layer for layer in self.body if isinstance(layer, Standardize)), None)
+
+    @property
+    def input_mean(self) -> np.ndarray | None:
+        return None if self.standardizer is None else self.standardizer.mean.reshape(-1)
 
     @property
     def n_params(self) -> int:
@@ -211,61 +309,38 @@ class Network:
         return [self]
 
     def __repr__(self) -> str:
-        arch = "-".join(map(str, self.sizes))
-        acts = ",".join(sorted(set(self.activation_names))) or "none"
-        transform = "" if self.input_transform == "none" else f", input={self.input_transform}"
-        transform += "" if self.input_gamma == 1.0 else f", gamma={self.input_gamma:g}"
-        return (f"Network({arch}, activation={acts}{transform}, dtype={self.dtype}, "
+        return (f"Network({self.architecture}; input {self.input_shape}, dtype={self.dtype}, "
                 f"params={self.n_params})")
 
     # ------------------------------------------------------------ validation
-    def check_inputs(self, X: Any, y: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """:func:`check_inputs` for this network's input width, classes and dtype."""
-        return check_inputs(X, y, n_features=self.sizes[0], n_classes=self.n_classes,
-                            dtype=self.dtype)
+    def check_inputs(self, X: Any, y: Any = None, *,
+                     prepared: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """:func:`check_inputs` for this network's input width (of prepared X: the first
+        learning layer's), classes and dtype."""
+        width = math.prod(self.body_shape) if prepared else self.n_inputs
+        return check_inputs(X, y, n_features=width, n_classes=self.n_classes, dtype=self.dtype)
 
     # --------------------------------------------------------------- forward
-    def _workspace(self, n: int, with_dropout: bool) -> _Workspace:
-        key = (n, with_dropout)
+    def _workspace(self, n: int, train: bool) -> _Workspace:
+        key = (n, train)
         ws = self._workspaces.get(key)
         if ws is None:
             if len(self._workspaces) > 4:  # keep the full batch and a partial last one
                 self._workspaces.clear()
-            ws = self._workspaces[key] = _Workspace(self, n, with_dropout)
+            ws = self._workspaces[key] = _Workspace(self, n, train)
         return ws
 
-    def _forward(
-        self, X: np.ndarray, ws: _Workspace, rng: np.random.Generator | None = None
-    ) -> np.ndarray:
-        """Fill ws with a^1..a^{L-1} and z^L (returned). Dropout when rng is given."""
-        if self.input_mean is not None and self.input_scale is not None and ws.x is not None:
-            np.subtract(X, self.input_mean, out=ws.x)
-            ws.x *= self.input_scale
-            X = ws.x
-        a = X
-        last = len(ws.a) - 1
-        for layer, (W, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            z = ws.a[layer]
-            np.matmul(a, W, out=z)  # z^l = a^{l-1} W^l
-            z += b  #           + b^l
-            if layer == last:
-                return z
-            self.activations[layer].forward_(z, ws.scratch[layer])  # a^l = f(z^l), in place
-            a = z
-            if rng is not None and ws.mask:
-                # inverted dropout: keep with probability 1-p, scale by 1/(1-p)
-                mask = ws.mask[layer]
-                rng.random(out=mask, dtype=self.dtype.type)
-                np.greater_equal(mask, self.dropout, out=mask)  # 1 where kept, else 0
-                mask *= 1.0 / (1.0 - self.dropout)
-                a = np.multiply(z, mask, out=ws.dropped[layer])
-        raise AssertionError("unreachable")
-
-    def _inputs_of(self, X: np.ndarray, ws: _Workspace, layer: int) -> np.ndarray:
-        """a^{layer}: what layer+1 consumed (after standardisation / dropout)."""
-        if layer == 0:
-            return ws.x if ws.x is not None else X
-        return ws.dropped[layer - 1] if ws.dropped else ws.a[layer - 1]
+    def _forward(self, X: np.ndarray, ws: _Workspace, train: bool,
+                 rng: np.random.Generator | None = None,
+                 outputs: list[np.ndarray] | None = None) -> np.ndarray:
+        """x^L, the logits, for prepared rows X; each layer's output appended to ``outputs``
+        when given. Dropout only in training with ``rng``."""
+        x = X.reshape(len(X), *self.body_shape)
+        for layer, buf in zip(self.body, ws.buffers, strict=True):
+            x = layer.forward(x, buf, train, rng)  # x^l = layer_l(x^{l-1})
+            if outputs is not None:
+                outputs.append(x)
+        return x
 
     # -------------------------------------------------------------- backward
     def compute_gradients_(
@@ -282,30 +357,19 @@ class Network:
     ) -> float:
         """Fill ``self.grad_flat`` with dloss/dparams and return the loss.
 
-        The fast path of training: X must already be validated (``check_inputs``).
-        Dropout is applied when ``rng`` is given and ``self.dropout > 0``.
+        The fast path of training: X must be prepared and validated (``check_inputs``).
+        A training pass (batch statistics in BatchNorm); dropout when ``rng`` is given.
         """
-        use_dropout = rng is not None and self.dropout > 0
-        ws = self._workspace(len(X), use_dropout)
-        z_out = self._forward(X, ws, rng if use_dropout else None)
-        # delta^L = dloss/dz^L, written over z^L
-        loss = softmax_cross_entropy_(
-            z_out, y, label_smoothing=label_smoothing, reduction=reduction, buffers=ws.loss
+        ws = self._workspace(len(X), True)
+        z = self._forward(X, ws, True, rng)
+        np.copyto(ws.logits, z)  # the last layer keeps its output for its own backward
+        loss = softmax_cross_entropy_(  # g^L = dloss/dz, written over the copy
+            ws.logits, y, label_smoothing=label_smoothing, reduction=reduction, buffers=ws.loss
         )
-        delta = z_out
-        W, gW, gb = self.weights, self.grads[0::2], self.grads[1::2]
-        for layer in range(len(W) - 1, -1, -1):
-            a_prev = self._inputs_of(X, ws, layer)
-            np.matmul(a_prev.T, delta, out=gW[layer])  # dW^l = (a^{l-1})^T delta^l
-            np.sum(delta, axis=0, out=gb[layer])  # db^l = sum_rows delta^l
-            if layer == 0:
-                break
-            below = ws.delta[layer - 1]
-            np.matmul(delta, W[layer].T, out=below)  # dloss/da^{l-1} = delta^l (W^l)^T
-            if use_dropout:
-                below *= ws.mask[layer - 1]
-            self.activations[layer - 1].backward_(ws.a[layer - 1], below, ws.scratch[layer - 1])
-            delta = below  # delta^{l-1} = dloss/da^{l-1} * f'(z^{l-1})
+        grad: np.ndarray | None = ws.logits
+        for i in range(len(ws.buffers) - 1, -1, -1):  # in the reverse order of the forward
+            assert grad is not None
+            grad = self.body[i].backward(grad, ws.buffers[i], i > 0)  # g^{l-1}
         if l1 or l2:
             if self._scratch is None:  # once: the penalties' buffer, the size of all params
                 self._scratch = np.empty_like(self.flat)
@@ -325,68 +389,82 @@ class Network:
         reduction: str = "mean",
         dropout_seed: int | None = None,
     ) -> tuple[float, list[np.ndarray]]:
-        """Return (loss, grads) for a batch, grads in the order and shapes of ``params``.
+        """Return (loss, grads) for a batch of X as given (through the network's input
+        transforms), grads in the order and shapes of ``params``.
 
-        loss = mean cross-entropy + l1 * sum|W| + (l2 / 2) * sum W^2 (weights only).
-        Dropout is off unless ``dropout_seed`` is given (then its mask is reproducible).
+        loss = mean cross-entropy + l1 * sum|W| + (l2 / 2) * sum W^2 (weights of Dense and
+        Conv2D only). A training pass: BatchNorm uses the batch's statistics; dropout is off
+        unless ``dropout_seed`` is given (then its mask is reproducible).
         """
-        X, y_int = self.check_inputs(X, y)
+        X_prep = self.prepare(X)
+        _, y_int = self.check_inputs(X_prep, y, prepared=True)
         assert y_int is not None
         for name, value in (("l1", l1), ("l2", l2)):
             check(name, value)
         rng = np.random.default_rng(dropout_seed) if dropout_seed is not None else None
         loss = self.compute_gradients_(
-            X, y_int, l1=l1, l2=l2, label_smoothing=label_smoothing, reduction=reduction, rng=rng
+            X_prep, y_int, l1=l1, l2=l2, label_smoothing=label_smoothing, reduction=reduction,
+            rng=rng,
         )
         return loss, [g.copy() for g in self.grads]
 
     # ------------------------------------------------------------ inference
     def prepare(self, X: Any) -> np.ndarray:
-        """X as the first layer sees it: checked, and through the network's input transform."""
+        """X as the first learning layer sees it: checked, and through the input transforms
+        (flat rows)."""
         return self.features(self.prepare_images(X))
 
+    def _transform(self, X: np.ndarray, stage: str) -> np.ndarray:
+        for layer in self.layers[: self.n_input]:
+            if layer.stage == stage:
+                X = layer.forward(X.reshape(len(X), *layer.in_shape), {}, False, None)
+        return X.reshape(len(X), -1)
+
     def prepare_images(self, X: Any) -> np.ndarray:
-        """X checked, with the input transforms that leave an image (gamma, deskew): what
+        """X checked, through the input transforms that leave an image (gamma, deskew): what
         training distorts."""
         X, _ = self.check_inputs(X)
-        return image_stage(self.input_transform, X, self.input_gamma)
+        return self._transform(X, "image")
 
     def features(self, images: np.ndarray) -> np.ndarray:
-        """Prepared (and perhaps distorted) images -> what the first layer reads: orientation
-        planes for ``input_transform="orientation"``, the images themselves otherwise."""
-        return feature_stage(self.input_transform, images)
+        """Prepared (and perhaps distorted) images -> what the first learning layer reads:
+        orientation planes for a network that reads them, the images themselves otherwise."""
+        return self._transform(images, "feature")
 
     @property
     def transforms_inputs(self) -> bool:
-        """Whether :meth:`prepare` changes X (an input transform or a gamma)."""
-        return self.input_transform != "none" or self.input_gamma != 1.0
+        """Whether :meth:`prepare` changes X."""
+        return self.n_input > 0
 
     @property
-    def input_signature(self) -> tuple[str, float, str]:
+    def input_signature(self) -> Signature:
         """What :meth:`prepare` depends on: networks with equal signatures read X alike."""
-        return self.input_transform, self.input_gamma, str(self.dtype)
+        return (tuple(layer.spec() for layer in self.layers[: self.n_input]), self.n_inputs,
+                str(self.dtype))
 
-    def _eval_chunks(
-        self, X: Any, prepared: bool = False, chunk: int = 4096
-    ) -> list[tuple[np.ndarray, _Workspace]]:
-        X = self.check_inputs(X)[0] if prepared else self.prepare(X)
+    def _eval_chunks(self, X: Any, prepared: bool = False, chunk: int = 4096,
+                     keep: bool = False) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+        """(logits, every layer's output when ``keep``) per chunk of X, in evaluation mode."""
+        X = self.check_inputs(X, prepared=True)[0] if prepared else self.prepare(X)
         out = []
         for start in range(0, len(X), chunk):
             part = X[start : start + chunk]
             ws = _Workspace(self, len(part), False)  # fresh buffers: safe across threads
-            self._forward(part, ws)
-            out.append((part, ws))
+            outputs: list[np.ndarray] = []
+            z = self._forward(part, ws, False, outputs=outputs if keep else None)
+            out.append((z, outputs))
         return out
 
     def logits(self, X: Any, *, prepared: bool = False) -> np.ndarray:
-        """z^L for each row of X (no dropout)."""
+        """z = x^L for each row of X (evaluation mode: no dropout, BatchNorm's running
+        statistics)."""
         chunks = self._eval_chunks(X, prepared)
         if not chunks:
             return np.empty((0, self.n_classes), self.dtype)
-        return np.concatenate([ws.a[-1] for _, ws in chunks])
+        return np.concatenate([z for z, _ in chunks])
 
     def predict_proba(self, X: Any, *, prepared: bool = False) -> np.ndarray:
-        """Class probabilities softmax(z^L), shape (n, classes); rows sum to 1."""
+        """Class probabilities softmax(z), shape (n, classes); rows sum to 1."""
         return softmax(self.logits(X, prepared=prepared))
 
     def predict(self, X: Any, *, prepared: bool = False) -> np.ndarray:
@@ -394,36 +472,93 @@ class Network:
         return np.argmax(self.logits(X, prepared=prepared), axis=1)
 
     def hidden_activations(self, X: Any, *, prepared: bool = False) -> list[np.ndarray]:
-        """a^1..a^{L-1}: each hidden layer's output after its activation, (n, width) each."""
-        chunks = self._eval_chunks(X, prepared)
-        n_hidden = len(self.sizes) - 2
+        """Each hidden activation layer's output (see :attr:`hidden`), flattened per sample:
+        (n, values) each."""
+        chunks = self._eval_chunks(X, prepared, keep=True)
+        picks = [i - self.n_input for i in self.hidden]
         if not chunks:
-            return [np.empty((0, s), self.dtype) for s in self.sizes[1:-1]]
-        return [np.concatenate([ws.a[i] for _, ws in chunks]) for i in range(n_hidden)]
+            return [np.empty((0, math.prod(self.layers[i].out_shape)), self.dtype)
+                    for i in self.hidden]
+        return [np.concatenate([outs[i].reshape(len(outs[i]), -1) for _, outs in chunks])
+                for i in picks]
 
     # -------------------------------------------------------------- storage
     def set_standardization(self, mean: np.ndarray, std: np.ndarray) -> None:
-        """Store x' = (x - mean) / std inside the network (saved with the model)."""
+        """Store x' = (x - mean) / std of the prepared inputs in the network (a Standardize
+        layer first in the body; saved with the model)."""
+        width = math.prod(self.body_shape)
         mean = np.asarray(mean, self.dtype).reshape(-1)
         std = np.asarray(std, self.dtype).reshape(-1)
-        if mean.shape != (self.sizes[0],) or std.shape != (self.sizes[0],):
-            raise InputError(f"mean and std need {self.sizes[0]} values each")
-        self.input_mean = mean
-        self.input_scale = (1.0 / np.maximum(std, 1e-3)).astype(self.dtype)
+        if mean.shape != (width,) or std.shape != (width,):
+            raise InputError(f"mean and std need {width} values each")
+        layer = self.standardizer
+        if layer is None:
+            layer = Standardize()
+            layer.build(self.body_shape, self.dtype)
+            self.layers.insert(self.n_input, layer)
+        layer.mean[...] = mean.reshape(self.body_shape)
+        layer.scale[...] = (1.0 / np.maximum(std, 1e-3)).reshape(self.body_shape)
         self._workspaces.clear()
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """What the model holds beside its parameters (BatchNorm's running statistics,
+        Standardize's mean and scale), keyed ``state{layer}.{name}``."""
+        return {f"state{i}.{key}": value for i, layer in enumerate(self.layers)
+                for key, value in layer.state().items()}
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        for i, layer in enumerate(self.layers):
+            for key, value in layer.state().items():
+                value[...] = arrays[f"state{i}.{key}"]
+
+    def describe(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The JSON description and the arrays that :meth:`from_description` rebuilds this
+        network from (model format 4: the layer list)."""
+        desc = {"layers": [layer.spec() for layer in self.layers],
+                "input_shape": list(self.input_shape), "init": self.init, "seed": self.seed,
+                "dtype": str(self.dtype), "meta": self.meta}
+        arrays = {f"param{j}": p for j, p in enumerate(self.params)}
+        arrays.update(self.state_arrays())
+        return desc, arrays
+
+    @classmethod
+    def from_description(cls, desc: dict[str, Any], arrays: dict[str, np.ndarray]) -> Network:
+        """A network from :meth:`describe`'s output, or from a description written by an
+        earlier numeral (formats 1-3: ``sizes``, activations and input transforms)."""
+        if "layers" in desc:
+            net = cls.from_layers(desc["layers"], desc["input_shape"], init="zeros",
+                                  seed=desc.get("seed", 0), dtype=desc.get("dtype", "float32"))
+            net.load_state_arrays(arrays)
+        else:
+            net = cls(desc["sizes"], activation=desc["activations"], init="zeros",
+                      seed=desc.get("seed", 0), dtype=desc.get("dtype", "float32"),
+                      dropout=desc.get("dropout", 0.0),
+                      input_transform=desc.get("input_transform", "none"),
+                      input_gamma=desc.get("input_gamma", 1.0))
+            if desc.get("standardized"):
+                net.set_standardization(arrays["input_mean"], np.ones(net.sizes[0]))
+                assert net.standardizer is not None
+                net.standardizer.scale[...] = arrays["input_scale"].reshape(net.body_shape)
+        net.init = desc.get("init", "zeros")
+        for j, p in enumerate(net.params):
+            src = arrays[f"param{j}"]
+            if src.shape != p.shape:
+                raise ValueError(f"param{j} has shape {src.shape}, expected {p.shape}")
+            p[...] = src
+        net.meta = dict(desc.get("meta", {}))
+        return net
 
     def save(self, path: str) -> None:
         """Write the model to ``path`` (.npz: weights + JSON description), atomically."""
-        from numeral.nn.serialize import save_model
-
         save_model(self, path)
 
     @classmethod
     def load(cls, path: str) -> Network:
-        """Read a model written by :meth:`save` (``allow_pickle=False``)."""
-        from numeral.nn.serialize import load_model
-
-        model = load_model(path)
-        if not isinstance(model, Network):
+        """Read a one-network model file written by :meth:`save` (``allow_pickle=False``)."""
+        header, nets = read_model_file(path)
+        if header.get("kind") == "ensemble":
             raise InputError(f"{path} holds an ensemble; load it with numeral.load_model")
-        return model
+        try:
+            return cls.from_description(*nets[0])
+        except (KeyError, ValueError, TypeError, InputError) as exc:
+            raise ModelFileError(f"{path} has an inconsistent model description: {exc}") from None

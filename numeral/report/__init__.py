@@ -21,8 +21,9 @@ import numpy as np
 
 from numeral.errors import NumeralError
 from numeral.nn import Ensemble, Network
+from numeral.nn.files import atomic_write
 from numeral.nn.init import identical_units, unit_spread
-from numeral.nn.serialize import atomic_write, load_model
+from numeral.nn.serialize import load_model
 
 
 @dataclass

@@ -25,7 +25,7 @@ import numpy as np
 from numeral.data.splits import stratified_split
 from numeral.errors import InputError, NumeralError
 from numeral.nn import Ensemble, Network, Optimizer
-from numeral.nn.network import check_inputs
+from numeral.nn.checks import check_inputs
 from numeral.train.config import Config, from_dict
 from numeral.train.loop import Split, Trainer, quiet_overflow
 

@@ -233,7 +233,7 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config
 def write_config(config: Config, path: Path) -> None:
     import tomli_w
 
-    from numeral.nn.serialize import atomic_write
+    from numeral.nn.files import atomic_write
 
     text = tomli_w.dumps({k: v for k, v in config.to_dict().items() if v != {} or k != "study"})
     atomic_write(path, lambda fh: fh.write(text.encode()))

@@ -41,7 +41,7 @@ from numeral.data import Dataset, load, resolve_data_path, split, stratified_spl
 from numeral.data.splits import group_split
 from numeral.errors import ConfigError, DataError
 from numeral.nn import Ensemble, Network
-from numeral.nn.serialize import atomic_write, write_npz
+from numeral.nn.files import atomic_write, write_npz
 from numeral.train.config import Config, from_dict, write_config
 from numeral.train.loop import Split, Trainer, TrainResult
 from numeral.train.metrics import evaluation

@@ -26,8 +26,9 @@ import numpy as np
 
 from numeral.data.augment import Augmentation, Augmenter
 from numeral.nn import DivergenceError, Ensemble, Network, Optimizer, learning_rate
+from numeral.nn.files import write_npz
 from numeral.nn.losses import softmax
-from numeral.nn.serialize import write_npz
+from numeral.nn.network import Signature
 from numeral.train.config import Config
 from numeral.train.metrics import cross_entropy
 
@@ -111,8 +112,8 @@ class Trainer:
         self._start_losses: dict[int, float] = {}  # see start_loss
         # X of each split as each kind of network reads it, keyed (id(split), input_signature):
         # as images (gamma, deskew) and as the first layer's features
-        self._images: dict[tuple[int, tuple[str, float, str]], np.ndarray] = {}
-        self._prepared: dict[tuple[int, tuple[str, float, str]], np.ndarray] = {}
+        self._images: dict[tuple[int, Signature], np.ndarray] = {}
+        self._prepared: dict[tuple[int, Signature], np.ndarray] = {}
 
     def transform_of(self, member: int) -> str:
         """The input transform of ensemble member ``member`` (a list is taken in turn)."""

@@ -1,0 +1,140 @@
+"""Model files and other arrays on disk: atomic writes, no pickles.
+
+A model file is one ``.npz``. ``__numeral__`` holds a JSON string::
+
+    {"format": "numeral-model", "version": 4, "kind": "network" | "ensemble",
+     "networks": [{"layers": ["dense 512", "relu", ...], "input_shape": [784], ...}, ...],
+     "meta": {...}, "sha256": "<hash of every array>"}
+
+and ``net{i}.param{j}`` the parameters of network i in layer order, ``net{i}.state{l}.{name}``
+what layer l keeps beside them (BatchNorm's running statistics, Standardize's mean and
+scale). Earlier versions, still read: 1 (plain multi-layer perceptrons: ``sizes`` and
+activations), 2 (with gamma or deskew), 3 (with orientation planes). The hash detects a
+truncated or edited file; a header from a newer format version is refused with a message
+rather than misread. This module knows files, not networks (:mod:`numeral.nn.serialize`
+turns descriptions into networks), so every part of numeral may import it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from numeral.nn.errors import ModelFileError
+
+FORMAT = "numeral-model"
+FORMAT_VERSION = 4  # 2: input transforms; 3: orientation planes; 4: the layer list
+HEADER_KEY = "__numeral__"
+NetworkFile = tuple[dict[str, Any], dict[str, np.ndarray]]  # (description, arrays)
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(key.encode())
+        h.update(str(a.dtype).encode() + str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place.
+
+    A crash midway leaves the previous file (or none), never half of one.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_npz(path: str | os.PathLike[str], arrays: dict[str, Any]) -> None:
+    """Write ``arrays`` as an uncompressed .npz at ``path``, atomically."""
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+
+def save_model(model: Any, path: str | os.PathLike[str]) -> None:
+    """Write a network or an ensemble (anything with ``members``, each with ``describe()``)
+    to ``path`` atomically."""
+    members = model.members
+    arrays: dict[str, np.ndarray] = {}
+    descs = []
+    for i, net in enumerate(members):
+        desc, net_arrays = net.describe()
+        descs.append(desc)
+        arrays.update({f"net{i}.{k}": v for k, v in net_arrays.items()})
+    header = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "kind": "network" if members == [model] else "ensemble",
+        "networks": descs,
+        "meta": {} if members == [model] else model.meta,
+        "sha256": _digest(arrays),
+    }
+    write_npz(path, {HEADER_KEY: np.array(json.dumps(header)), **arrays})
+
+
+def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[NetworkFile]]:
+    """The header of a model file and each network's (description, arrays), checked: a
+    missing, foreign, corrupt, edited or newer file raises :class:`ModelFileError`."""
+    p = Path(path)
+    if not p.is_file():
+        raise ModelFileError(
+            f"model file {p} not found; train one with `numeral train --out DIR` "
+            "(it writes DIR/model.npz)"
+        )
+    if not zipfile.is_zipfile(p):  # else np.load reads it as pickle and says "trust the file"
+        raise ModelFileError(
+            f"{p} is not a readable numeral model (.npz): it is not an .npz archive; give the "
+            "model.npz that `numeral train` writes"
+        )
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            contents = {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        raise ModelFileError(f"{p} is not a readable numeral model (.npz): {exc}") from None
+    if HEADER_KEY not in contents:
+        raise ModelFileError(f"{p} is an .npz but not a numeral model (no {HEADER_KEY} header)")
+    try:
+        header = json.loads(str(contents.pop(HEADER_KEY)))
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{p} has a corrupt model header: {exc}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ModelFileError(f"{p} is not a numeral model (format {header.get('format')!r})")
+    version = header.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{p} was written by a newer numeral (model format {version}); this numeral reads "
+            f"format <= {FORMAT_VERSION}: upgrade numeral to load it"
+        )
+    if header.get("sha256") != _digest(contents):
+        raise ModelFileError(
+            f"{p} is corrupt or was modified after it was saved (checksum mismatch); "
+            "re-save or re-train the model"
+        )
+    try:
+        nets = []
+        for i in range(len(header["networks"])):
+            prefix = f"net{i}."
+            nets.append((header["networks"][i],
+                         {k[len(prefix) :]: v for k, v in contents.items()
+                          if k.startswith(prefix)}))
+    except (KeyError, TypeError) as exc:
+        raise ModelFileError(f"{p} has an inconsistent model description: {exc}") from None
+    return header, nets

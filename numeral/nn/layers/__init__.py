@@ -1,0 +1,124 @@
+"""numeral.nn.layers — the layers a network is made of, each a forward/backward pair.
+
+Read :mod:`~numeral.nn.layers.base` (the protocol) first, then any layer:
+
+==================  ===========================================  =====================
+layer string        class                                        file
+==================  ===========================================  =====================
+``dense N``         :class:`Dense`                               ``dense.py``
+``sigmoid`` ...     :class:`Sigmoid`, ``Tanh``, ``ReLU``,        ``activations.py``
+                    ``LeakyReLU``, ``Identity``
+``dropout P``       :class:`Dropout`                             ``dropout.py``
+``flatten``         :class:`Flatten`                             ``shape.py``
+``conv OUT K``      :class:`Conv2D` (``stride=S``, ``padding=``) ``conv.py``
+``maxpool K``       :class:`MaxPool2D`, ``AvgPool2D``,           ``pooling.py``
+``avgpool K``       ``GlobalAvgPool`` (``globalavgpool``)
+``batchnorm``       :class:`BatchNorm`, ``Standardize``          ``norm.py``
+``gamma G``         :class:`Gamma`, ``Deskew``,                  ``transforms.py``
+``deskew``          ``OrientationPlanes`` (``orientation``)
+==================  ===========================================  =====================
+
+A layer string is ``name [args] [key=value ...]``, e.g. ``"conv 4 3 stride=2 padding=0"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from numeral.nn.errors import InputError
+from numeral.nn.layers.activations import (
+    ACTIVATIONS,
+    Activation,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Tanh,
+    get_activation,
+)
+from numeral.nn.layers.base import Layer
+from numeral.nn.layers.conv import Conv2D
+from numeral.nn.layers.dense import Dense
+from numeral.nn.layers.dropout import Dropout
+from numeral.nn.layers.norm import BatchNorm, Standardize
+from numeral.nn.layers.pooling import AvgPool2D, GlobalAvgPool, MaxPool2D
+from numeral.nn.layers.shape import Flatten
+from numeral.nn.layers.transforms import Deskew, Gamma, InputTransform, OrientationPlanes
+
+_CLASSES: tuple[type[Layer], ...] = (
+    Dense, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool, BatchNorm, Dropout, Flatten, Standardize,
+    Gamma, Deskew, OrientationPlanes, *ACTIVATIONS.values())
+LAYERS: dict[str, type[Layer]] = {cls.name: cls for cls in _CLASSES}
+# the settings each layer string takes: positional names, then keyword names
+ARGUMENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "dense": (("units",), ()),
+    "conv": (("out_channels", "kernel"), ("stride", "padding")),
+    "maxpool": (("kernel",), ("stride",)),
+    "avgpool": (("kernel",), ("stride",)),
+    "dropout": (("p",), ()),
+    "gamma": (("gamma",), ()),
+}
+
+
+def _value(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_layer(text: str) -> Layer:
+    """``"conv 6 3 stride=2"`` -> ``Conv2D(6, 3, stride=2)``; a clear error for anything else."""
+    words = text.split()
+    if not words:
+        raise InputError("an empty layer string; write e.g. 'dense 128' or 'relu'")
+    name, rest = words[0].lower(), words[1:]
+    if name not in LAYERS:
+        raise InputError(f"unknown layer {name!r} in {text!r}; layers: {', '.join(LAYERS)}")
+    positional, keywords = ARGUMENTS.get(name, ((), ()))
+    args = [w for w in rest if "=" not in w]
+    kwargs = dict(w.split("=", 1) for w in rest if "=" in w)
+    usage = " ".join([name, *(p.upper() for p in positional),
+                      *(f"[{k}=...]" for k in keywords)])
+    if len(args) != len(positional) or set(kwargs) - set(keywords):
+        raise InputError(f"layer {text!r} does not fit its form: {usage}")
+    try:
+        return LAYERS[name](*map(_value, args), **{k: _value(v) for k, v in kwargs.items()})
+    except TypeError as exc:
+        raise InputError(f"layer {text!r}: {exc}; its form is {usage}") from None
+
+
+def as_layer(item: str | Layer) -> Layer:
+    """A layer object, from itself or its string."""
+    return item if isinstance(item, Layer) else parse_layer(item)
+
+
+__all__ = [
+    "ACTIVATIONS",
+    "LAYERS",
+    "Activation",
+    "AvgPool2D",
+    "BatchNorm",
+    "Conv2D",
+    "Dense",
+    "Deskew",
+    "Dropout",
+    "Flatten",
+    "Gamma",
+    "GlobalAvgPool",
+    "Identity",
+    "InputTransform",
+    "Layer",
+    "LeakyReLU",
+    "MaxPool2D",
+    "OrientationPlanes",
+    "ReLU",
+    "Sigmoid",
+    "Standardize",
+    "Tanh",
+    "as_layer",
+    "get_activation",
+    "parse_layer",
+]

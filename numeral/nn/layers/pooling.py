@@ -1,0 +1,159 @@
+"""Pooling: each output pixel summarises a K x K window of its channel (no parameters)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numeral.nn.errors import InputError
+from numeral.nn.layers.base import Buffers, Layer, Shape, out_buffer
+from numeral.nn.layers.conv import conv_output_side, windows
+
+
+class _Pool2D(Layer):
+    """Windows of ``kernel`` x ``kernel`` every ``stride`` pixels (default: the kernel, so
+    windows do not overlap); rows and columns that do not fill a window are left out."""
+
+    needs_image = True
+
+    def __init__(self, kernel: int, stride: int | None = None) -> None:
+        super().__init__()
+        stride = kernel if stride is None else stride
+        if kernel < 1 or stride < 1:
+            raise InputError(f"{self.name} needs K and stride >= 1, got {kernel}, {stride}")
+        self.kernel, self.stride = int(kernel), int(stride)
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        if len(in_shape) != 3:
+            raise InputError(f"{self.spec()} reads images (channels, height, width), but gets "
+                             f"samples of shape {in_shape}")
+        c, h, w = in_shape
+        ho, wo = (conv_output_side(s, self.kernel, self.stride, 0) for s in (h, w))
+        if ho < 1 or wo < 1:
+            raise InputError(f"{self.spec()} does not fit in a {h}x{w} input")
+        return (c, ho, wo)
+
+    def spec(self) -> str:
+        stride = f" stride={self.stride}" if self.stride != self.kernel else ""
+        return f"{self.name} {self.kernel}{stride}"
+
+    def view(self, x: np.ndarray) -> np.ndarray:
+        """(n, C, K, K, Ho, Wo): every window of x, no copy."""
+        return windows(x, self.kernel, self.stride, (self.out_shape[1], self.out_shape[2]))
+
+    def spread(self, dx: np.ndarray, per_offset: np.ndarray, u: int, v: int) -> None:
+        """dx[window pixels at kernel offset (u, v)] += per_offset (n, C, Ho, Wo)."""
+        _, ho, wo = self.out_shape
+        s = self.stride
+        dx[:, :, u : u + s * ho : s, v : v + s * wo : s] += per_offset
+
+
+class MaxPool2D(_Pool2D):
+    """``maxpool K [stride=S]``: the largest value of each window.
+
+    forward     y = max over the window of x,  a = where in the window it was (first of ties)
+    backward    dL/dx = dL/dy at position a of each window, 0 elsewhere
+    """
+
+    name = "maxpool"
+
+    def buffers(self, n: int, train: bool) -> Buffers:
+        c, ho, wo = self.out_shape
+        k2 = self.kernel * self.kernel
+        buf = {"out": out_buffer(self, n), "win": np.empty((n, c, ho, wo, k2), self.dtype)}
+        if train:
+            buf["arg"] = np.empty((n, c, ho, wo), np.intp)
+            buf["pick"] = out_buffer(self, n)
+            buf["dx"] = np.empty((n, *self.in_shape), self.dtype)
+        return buf
+
+    def forward(self, x: np.ndarray, buf: Buffers, train: bool,
+                rng: np.random.Generator | None) -> np.ndarray:
+        win = buf["win"]
+        n, c, ho, wo, _ = win.shape
+        k = self.kernel
+        # the windows, laid out (n, C, Ho, Wo, K*K) so max and argmax run over the last axis
+        win.reshape(n, c, ho, wo, k, k)[...] = self.view(x).transpose(0, 1, 4, 5, 2, 3)
+        np.max(win, axis=-1, out=buf["out"])
+        if train:
+            np.argmax(win, axis=-1, out=buf["arg"])
+        return buf["out"]
+
+    def backward(self, grad: np.ndarray, buf: Buffers, need_dx: bool) -> np.ndarray | None:
+        if not need_dx:
+            return None
+        dx, pick, arg = buf["dx"], buf["pick"], buf["arg"]
+        dx[...] = 0.0
+        k = self.kernel
+        for u in range(k):
+            for v in range(k):
+                np.equal(arg, u * k + v, out=pick)  # 1 where the max sat at offset (u, v)
+                pick *= grad
+                self.spread(dx, pick, u, v)
+        return dx
+
+
+class AvgPool2D(_Pool2D):
+    """``avgpool K [stride=S]``: the mean of each window.
+
+    forward     y = (1 / K^2) sum over the window of x
+    backward    dL/dx = (1 / K^2) dL/dy, spread over each window
+    """
+
+    name = "avgpool"
+
+    def buffers(self, n: int, train: bool) -> Buffers:
+        buf = {"out": out_buffer(self, n)}
+        if train:
+            buf["share"] = out_buffer(self, n)
+            buf["dx"] = np.empty((n, *self.in_shape), self.dtype)
+        return buf
+
+    def forward(self, x: np.ndarray, buf: Buffers, train: bool,
+                rng: np.random.Generator | None) -> np.ndarray:
+        return np.mean(self.view(x), axis=(2, 3), out=buf["out"])
+
+    def backward(self, grad: np.ndarray, buf: Buffers, need_dx: bool) -> np.ndarray | None:
+        if not need_dx:
+            return None
+        dx, share = buf["dx"], buf["share"]
+        dx[...] = 0.0
+        np.multiply(grad, 1.0 / self.kernel**2, out=share)
+        for u in range(self.kernel):
+            for v in range(self.kernel):
+                self.spread(dx, share, u, v)
+        return dx
+
+
+class GlobalAvgPool(Layer):
+    """``globalavgpool``: each channel's mean over the whole image, (C, H, W) -> (C,).
+
+    forward     y_c = (1 / HW) sum_{r,s} x_{c,r,s}       backward    dL/dx_{c,r,s} = dL/dy_c / HW
+    """
+
+    name = "globalavgpool"
+    needs_image = True
+
+    def output_shape(self, in_shape: Shape) -> Shape:
+        if len(in_shape) != 3:
+            raise InputError(f"globalavgpool reads images (channels, height, width), but gets "
+                             f"samples of shape {in_shape}")
+        return (in_shape[0],)
+
+    def buffers(self, n: int, train: bool) -> Buffers:
+        buf = {"out": out_buffer(self, n)}
+        if train:
+            buf["dx"] = np.empty((n, *self.in_shape), self.dtype)
+        return buf
+
+    def forward(self, x: np.ndarray, buf: Buffers, train: bool,
+                rng: np.random.Generator | None) -> np.ndarray:
+        return np.mean(x, axis=(2, 3), out=buf["out"])
+
+    def backward(self, grad: np.ndarray, buf: Buffers, need_dx: bool) -> np.ndarray | None:
+        if not need_dx:
+            return None
+        dx = buf["dx"]
+        _, h, w = self.in_shape
+        np.copyto(dx, grad[:, :, None, None])
+        dx *= 1.0 / (h * w)
+        return dx
