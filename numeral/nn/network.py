@@ -442,26 +442,30 @@ class Network:
         return (tuple(layer.spec() for layer in self.layers[: self.n_input]), self.n_inputs,
                 str(self.dtype))
 
-    def _eval_chunks(self, X: Any, prepared: bool = False, chunk: int = 4096,
-                     keep: bool = False) -> list[tuple[np.ndarray, list[np.ndarray]]]:
-        """(logits, every layer's output when ``keep``) per chunk of X, in evaluation mode."""
+    def _evaluate(self, X: Any, prepared: bool = False,
+                  keep: Sequence[int] = ()) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The logits of X in evaluation mode, and the outputs of the layers ``keep`` (indices
+        into ``layers``) flattened per sample. Chunk by chunk, each with fresh buffers (safe
+        across threads), of 4096 samples, or 256 for networks with image layers."""
         X = self.check_inputs(X, prepared=True)[0] if prepared else self.prepare(X)
-        out = []
+        chunk = 256 if any(layer.needs_image for layer in self.body) else 4096
+        logits = [np.empty((0, self.n_classes), self.dtype)]
+        kept: list[list[np.ndarray]] = [
+            [np.empty((0, math.prod(self.layers[i].out_shape)), self.dtype)] for i in keep]
         for start in range(0, len(X), chunk):
             part = X[start : start + chunk]
-            ws = _Workspace(self, len(part), False)  # fresh buffers: safe across threads
             outputs: list[np.ndarray] = []
-            z = self._forward(part, ws, False, outputs=outputs if keep else None)
-            out.append((z, outputs))
-        return out
+            z = self._forward(part, _Workspace(self, len(part), False), False,
+                              outputs=outputs if keep else None)
+            logits.append(z.copy())
+            for values, i in zip(kept, keep, strict=True):
+                values.append(outputs[i - self.n_input].reshape(len(part), -1).copy())
+        return np.concatenate(logits), [np.concatenate(values) for values in kept]
 
     def logits(self, X: Any, *, prepared: bool = False) -> np.ndarray:
         """z = x^L for each row of X (evaluation mode: no dropout, BatchNorm's running
         statistics)."""
-        chunks = self._eval_chunks(X, prepared)
-        if not chunks:
-            return np.empty((0, self.n_classes), self.dtype)
-        return np.concatenate([z for z, _ in chunks])
+        return self._evaluate(X, prepared)[0]
 
     def predict_proba(self, X: Any, *, prepared: bool = False) -> np.ndarray:
         """Class probabilities softmax(z), shape (n, classes); rows sum to 1."""
@@ -471,16 +475,20 @@ class Network:
         """The most probable class of each row."""
         return np.argmax(self.logits(X, prepared=prepared), axis=1)
 
-    def hidden_activations(self, X: Any, *, prepared: bool = False) -> list[np.ndarray]:
-        """Each hidden activation layer's output (see :attr:`hidden`), flattened per sample:
-        (n, values) each."""
-        chunks = self._eval_chunks(X, prepared, keep=True)
-        picks = [i - self.n_input for i in self.hidden]
-        if not chunks:
-            return [np.empty((0, math.prod(self.layers[i].out_shape)), self.dtype)
-                    for i in self.hidden]
-        return [np.concatenate([outs[i].reshape(len(outs[i]), -1) for _, outs in chunks])
-                for i in picks]
+    def hidden_activations(self, X: Any, *, prepared: bool = False,
+                           which: Sequence[int] | None = None) -> list[np.ndarray]:
+        """Each hidden activation layer's output (see :attr:`hidden`; ``which`` picks some of
+        them by position), flattened per sample: (n, values) each."""
+        layers = [self.hidden[k] for k in which] if which is not None else self.hidden
+        return self._evaluate(X, prepared, keep=layers)[1]
+
+    def layer_outputs(self, X: Any, layer: int, *, prepared: bool = False) -> np.ndarray:
+        """What layer ``layer`` (an index into ``layers``, after the input transforms) gives
+        for each row of X, in its own shape: e.g. a convolution's feature maps."""
+        if not self.n_input <= layer < len(self.layers):
+            raise InputError(f"layer must be {self.n_input}..{len(self.layers) - 1}, got {layer}")
+        values = self._evaluate(X, prepared, keep=[layer])[1][0]
+        return values.reshape(len(values), *self.layers[layer].out_shape)
 
     # -------------------------------------------------------------- storage
     def set_standardization(self, mean: np.ndarray, std: np.ndarray) -> None:

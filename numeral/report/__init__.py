@@ -23,6 +23,7 @@ from numeral.errors import NumeralError
 from numeral.nn import Ensemble, Network
 from numeral.nn.files import atomic_write
 from numeral.nn.init import identical_units, unit_spread
+from numeral.nn.layers import Conv2D
 from numeral.nn.serialize import load_model
 
 
@@ -72,7 +73,7 @@ def symmetry_notes(net: Network) -> list[str]:
     notes = []
     eps = float(np.finfo(net.dtype).eps)
     for layer, W in enumerate(net.weights[:-1]):
-        if W.shape[1] < 2 or not identical_units(W):
+        if W.ndim != 2 or W.shape[1] < 2 or not identical_units(W):  # dense layers' units
             continue
         scale = float(np.abs(W).max())
         spread = unit_spread(W) * scale
@@ -151,13 +152,32 @@ def build_report(run: Path) -> Path:
             "Up to 60 test images the model got wrong, with the true and the predicted class: "
             "many are ambiguous or badly written even to a person.")
     reads_edges = net.input_transform == "orientation"
-    add(viz.first_layer_weights(net.weights[0], figs / "first_layer_weights.png",
-                                orientation=reads_edges),
-        "First-layer weights",
-        "Incoming weights of the first hidden layer's strongest units (red positive, blue "
-        "negative): the patterns each unit looks for, "
-        + ("in the four orientation planes, shown as quadrants (0° top left, 45° top right, "
-           "90° bottom left, 135° bottom right)." if reads_edges else "as 28x28 images."))
+    first = net.weighted[0] if net.weighted else None
+    if isinstance(first, Conv2D):
+        add(viz.conv_filters(first.params[0], figs / "conv_filters.png"),
+            "First-layer filters",
+            f"The {first.out_channels} filters of the first convolution ({first.kernel}x"
+            f"{first.kernel}; red positive, blue negative; the strongest first): each is slid "
+            "over the whole image, so it finds its pattern (an edge, a corner, a stroke end) "
+            "wherever the pattern is.")
+        if "sample_images" in results:
+            images = results["sample_images"]
+            maps = net.layer_outputs(images.reshape(len(images), -1).astype(np.float32) / 255,
+                                     net.layers.index(first))
+            add(viz.feature_maps(images, maps, figs / "feature_maps.png"),
+                "Feature maps",
+                "Test numerals (left) and what the first convolution's first filters make of "
+                "them (bright: the filter's pattern is there). Later layers read these maps "
+                "instead of pixels.")
+    elif first is not None:
+        add(viz.first_layer_weights(net.weights[0], figs / "first_layer_weights.png",
+                                    orientation=reads_edges),
+            "First-layer weights",
+            "Incoming weights of the first hidden layer's strongest units (red positive, blue "
+            "negative): the patterns each unit looks for, "
+            + ("in the four orientation planes, shown as quadrants (0° top left, 45° top "
+               "right, 90° bottom left, 135° bottom right)." if reads_edges else
+               "as 28x28 images."))
     if reads_edges and model.meta.get("exemplars"):
         images = net.prepare_images(np.array(model.meta["exemplars"][:5], np.float32) / 255)
         add(viz.orientation_examples(images, net.features(images), figs / "orientation.png"),
@@ -212,7 +232,7 @@ def build_comparison(runs: Sequence[Path], out: Path) -> Path:
         weights = np.concatenate([np.abs(W).ravel() for W in net.weights])
         rows.append({
             "run": name,
-            "model": "-".join(map(str, net.sizes)),
+            "model": net.architecture,
             "L1": config.get("l1", 0.0),
             "L2": config.get("l2", 0.0),
             "test accuracy": _percent(evaluation.get("accuracy")),

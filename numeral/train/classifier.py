@@ -57,6 +57,8 @@ class Classifier:
         activation: str | tuple[str, ...] | list[str] = "relu",
         init: str = "he",
         dropout: float = 0.0,
+        layers: tuple[str, ...] | list[str] = (),
+        input_shape: tuple[int, ...] | list[int] = (),
         dtype: str = "float32",
         standardize: bool = False,
         input_transform: str | tuple[str, ...] | list[str] = "none",
@@ -93,6 +95,8 @@ class Classifier:
         self.activation = activation
         self.init = init
         self.dropout = dropout
+        self.layers = layers
+        self.input_shape = input_shape
         self.dtype = dtype
         self.standardize = standardize
         self.input_transform = input_transform

@@ -14,9 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from numeral.errors import ConfigError
+from numeral.errors import ConfigError, InputError
 from numeral.nn.constraints import CONSTRAINTS as NN_CONSTRAINTS
 from numeral.nn.constraints import NON_NEGATIVE, UNIT, Constraint, Interval, Options, violation
+from numeral.nn.layers import parse_layer
 from numeral.nn.optim import OPTIMISERS
 from numeral.nn.schedules import SCHEDULES
 
@@ -27,11 +28,18 @@ class Config:
 
     name: str = "custom"
     description: str = ""
-    # the network
+    # the network: a multi-layer perceptron of these hidden widths and activations...
     hidden: list[int] = field(default_factory=lambda: [512, 256])
     activation: str | list[str] = "relu"  # one name, or one per hidden layer
     init: str = "he"
     dropout: float = 0.0
+    # ...or, when given, any network as layer strings (numeral.nn.layers), e.g. ["conv 32 3",
+    # "relu", "maxpool 2", "flatten", "dense 10"]; the last layer gives one score per class.
+    # hidden, activation and dropout are then not used (dropout is a layer: "dropout 0.2").
+    layers: list[str] = field(default_factory=list)
+    # the shape of one sample for `layers`, e.g. [1, 28, 28]; default: square one-channel
+    # images when the first layer reads images (conv, pooling, an input transform), else flat
+    input_shape: list[int] = field(default_factory=list)
     dtype: str = "float32"
     standardize: bool = False  # store x' = (x - mean) / std of the training split in the model
     # "none", "deskew" or "orientation" (numeral.nn.inputs), or a list that ensemble members
@@ -134,6 +142,10 @@ def _check_type(key: str, value: Any, expected: Any, origin: str) -> Any:
         ):
             return value
         raise fail()
+    if expected == list[str]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise fail()
+        return value
     if expected == list[int]:
         if not isinstance(value, list) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
@@ -175,7 +187,16 @@ def validate(c: Config, origin: str = "config") -> None:
         raise bad("activation", f"needs one name per hidden layer ({len(c.hidden)})")
     if any(h < 1 for h in c.hidden):
         raise bad("hidden", "every hidden layer needs a width >= 1")
-    if not -len(c.hidden) <= c.latent_layer < len(c.hidden):
+    for text in c.layers:
+        try:
+            parse_layer(text)
+        except InputError as exc:
+            raise bad("layers", str(exc)) from None
+    if c.layers and c.dropout:
+        raise bad("dropout", "is a layer when `layers` is given: add 'dropout P' where it goes")
+    if any(s < 1 for s in c.input_shape) or len(c.input_shape) not in (0, 1, 3):
+        raise bad("input_shape", "must be [values] or [channels, height, width], all >= 1")
+    if not c.layers and not -len(c.hidden) <= c.latent_layer < len(c.hidden):
         raise bad("latent_layer", f"must index one of the {len(c.hidden)} hidden layers")
     if c.early_stopping and not c.val_fraction:
         raise bad("early_stopping", "needs val_fraction > 0 (a validation split)")

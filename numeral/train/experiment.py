@@ -269,6 +269,8 @@ def write_results(
         arrays["wrong_images"] = data.test.images[wrong]
         arrays["wrong_true"] = data.test.y[wrong]
         arrays["wrong_pred"] = np.array([m["predicted"] for m in ev["misclassified"][:60]])
+    if data.test is not None and len(data.test.y):  # what the feature-map figure shows
+        arrays["sample_images"] = data.test.images[:: max(1, len(data.test.y) // 4)][:4]
     write_npz(path, arrays)
 
 

@@ -27,12 +27,14 @@ import numpy as np
 from numeral.data.augment import Augmentation, Augmenter
 from numeral.nn import DivergenceError, Ensemble, Network, Optimizer, learning_rate
 from numeral.nn.files import write_npz
+from numeral.nn.layers import parse_layer
 from numeral.nn.losses import softmax
 from numeral.nn.network import Signature
 from numeral.train.config import Config
 from numeral.train.metrics import cross_entropy
 
 HIST_BINS = 40
+HIST_VALUES = 40_000_000  # hidden values the histograms of one snapshot read at most
 # An epoch's training loss above this many times the larger of a uniform guess's loss,
 # log(classes), and the untrained network's loss means divergence. (The untrained loss counts
 # for inputs far from [0, 1]: there a fresh network's logits, and its loss, are large.)
@@ -108,7 +110,7 @@ class Trainer:
         self.snapshot_epochs = c.snapshot_epochs or default_snapshot_epochs(c.epochs)
         self.history: list[dict[str, float]] = []
         self.snapshots: dict[str, np.ndarray] = {}
-        self.members: list[np.ndarray] = []  # flat parameters of finished ensemble members
+        self.members: list[Weights] = []  # what the finished ensemble members learned
         self._start_losses: dict[int, float] = {}  # see start_loss
         # X of each split as each kind of network reads it, keyed (id(split), input_signature):
         # as images (gamma, deskew) and as the first layer's features
@@ -136,16 +138,28 @@ class Trainer:
     # ------------------------------------------------------------ building
     def new_network(self, member: int) -> Network:
         c = self.config
-        net = Network(
-            [self.train.X.shape[1], *c.hidden, self.n_classes],
-            activation=c.activation,
-            init=c.init,
-            seed=c.seed + member,
-            dtype=c.dtype,
-            dropout=c.dropout,
-            input_transform=self.transform_of(member),
-            input_gamma=c.input_gamma,
-        )
+        width = self.train.X.shape[1]
+        if c.layers:  # any network; the input transforms lead its layer list
+            transform = self.transform_of(member)
+            layers = [f"gamma {c.input_gamma:g}"] if c.input_gamma != 1.0 else []
+            layers += [] if transform == "none" else [transform]
+            first = parse_layer((layers or c.layers)[0])
+            side = math.isqrt(width)
+            shape = c.input_shape or ([1, side, side] if first.needs_image or first.stage
+                                      else [width])
+            net = Network.from_layers([*layers, *c.layers], shape, init=c.init,
+                                      seed=c.seed + member, dtype=c.dtype)
+        else:
+            net = Network(
+                [width, *c.hidden, self.n_classes],
+                activation=c.activation,
+                init=c.init,
+                seed=c.seed + member,
+                dtype=c.dtype,
+                dropout=c.dropout,
+                input_transform=self.transform_of(member),
+                input_gamma=c.input_gamma,
+            )
         if c.standardize:
             X = self.inputs(self.train, net)
             net.set_standardization(X.mean(axis=0), X.std(axis=0))
@@ -177,9 +191,9 @@ class Trainer:
             net = self.new_network(member)
             opt = self.new_optimizer(net)
             start_epoch = 1
-            best: dict[str, Any] = {"loss": math.inf, "epoch": 0, "flat": None, "waited": 0}
+            best: dict[str, Any] = {"loss": math.inf, "epoch": 0, "weights": None, "waited": 0}
             if state and member == first_member:
-                net.flat[...] = state["flat"]
+                set_weights(net, state["weights"])
                 opt.load_state(state["optimizer"])
                 start_epoch = state["epoch"] + 1
                 best = state["best"]
@@ -190,7 +204,8 @@ class Trainer:
                 if self.val is not None and c.early_stopping:
                     val_loss = self.history[-1]["val_loss"]
                     if val_loss < best["loss"]:
-                        best.update(loss=val_loss, epoch=epoch, flat=net.flat.copy(), waited=0)
+                        best.update(loss=val_loss, epoch=epoch, weights=weights_of(net),
+                                    waited=0)
                     else:
                         best["waited"] += 1
                 self.save_checkpoint(net, opt, member, epoch, best)
@@ -200,17 +215,17 @@ class Trainer:
                              f"{c.early_stopping} epochs; keeping epoch {best['epoch']}")
                     stopped_early = True
                     break
-            if best["flat"] is not None:
-                net.flat[...] = best["flat"]
-            self.members.append(net.flat.copy())
+            if best["weights"] is not None:
+                set_weights(net, best["weights"])
+            self.members.append(weights_of(net))
         model = self.model()
         return TrainResult(model, self.history, self.snapshots, stopped_early)
 
     def model(self) -> Network | Ensemble:
         nets = []
-        for i, flat in enumerate(self.members):
+        for i, weights in enumerate(self.members):
             net = self.new_network(i)
-            net.flat[...] = flat
+            set_weights(net, weights)
             nets.append(net)
         if len(nets) == 1:
             return nets[0]
@@ -329,12 +344,14 @@ class Trainer:
     # -------------------------------------------------------------- figures
     def take_snapshot(self, net: Network, epoch: int) -> None:
         """Latent features (2-D) of every training sample and histograms of each hidden
-        layer's activations, at this epoch."""
-        hidden = net.hidden_activations(self.inputs(self.train, net), prepared=True)
-        if not hidden:
+        layer's activations, at this epoch (of every 1 in k training samples when the hidden
+        layers hold more than HIST_VALUES values per sample, as convolutions' do)."""
+        X = self.inputs(self.train, net)
+        widths = [math.prod(net.layers[i].out_shape) for i in net.hidden]
+        if not widths:
             return
-        layer = self.config.latent_layer % len(hidden)
-        chosen = hidden[layer].astype(np.float64)
+        layer = self.config.latent_layer % len(widths)
+        chosen = net.hidden_activations(X, prepared=True, which=[layer])[0].astype(np.float64)
         if chosen.shape[1] <= 2:
             latent = chosen
         else:  # project onto the top two principal components (of up to 4000 samples)
@@ -344,6 +361,8 @@ class Trainer:
             latent = centred @ vt[:2].T
         self.snapshots[f"latent_{epoch}"] = latent.astype(np.float32)
         self.snapshots["latent_layer"] = np.array([layer, chosen.shape[1]])
+        sample = X[:: max(1, len(X) * sum(widths) // HIST_VALUES)]
+        hidden = net.hidden_activations(sample, prepared=True)
         for layer, (a, name) in enumerate(zip(hidden, net.activation_names, strict=True)):
             lo, hi = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}.get(
                 name, (float(a.min()), float(max(a.max(), a.min() + 1e-6)))
@@ -362,19 +381,38 @@ class Trainer:
             "member": member,
             "epoch": epoch,
             "history": self.history,
-            "best": {k: v for k, v in best.items() if k != "flat"},
+            "best": {k: v for k, v in best.items() if k != "weights"},
             "config": self.config.to_dict(),
+            "members": len(self.members),
         }
-        arrays: dict[str, Any] = {
-            "state": np.array(json.dumps(state)),
-            "flat": net.flat,
-            **{f"opt_{k}": v for k, v in opt.state().items()},
-            "members": np.array(self.members) if self.members else np.zeros((0, net.n_params)),
-        }
-        if best.get("flat") is not None:
-            arrays["best_flat"] = best["flat"]
+        arrays: dict[str, Any] = {"state": np.array(json.dumps(state))}
+        arrays.update({f"net.{k}": v for k, v in weights_of(net, copy=False).items()})
+        arrays.update({f"opt_{k}": v for k, v in opt.state().items()})
+        for i, weights in enumerate(self.members):
+            arrays.update({f"member{i}.{k}": v for k, v in weights.items()})
+        if best.get("weights") is not None:
+            arrays.update({f"best.{k}": v for k, v in best["weights"].items()})
         arrays.update({f"snap.{k}": v for k, v in self.snapshots.items()})
         write_npz(self.checkpoint, arrays)
+
+
+Weights = dict[str, np.ndarray]  # a network's parameters ("flat") and its layers' state
+
+
+def weights_of(net: Network, copy: bool = True) -> Weights:
+    """Everything a network learned: its flat parameters and its layers' state arrays
+    (BatchNorm's running statistics, a standardisation)."""
+    weights = {"flat": net.flat, **net.state_arrays()}
+    return {k: v.copy() for k, v in weights.items()} if copy else weights
+
+
+def set_weights(net: Network, weights: Weights) -> None:
+    net.flat[...] = weights["flat"]
+    net.load_state_arrays(weights)
+
+
+def _prefixed(data: Any, prefix: str) -> Weights:
+    return {k[len(prefix) :]: data[k] for k in data.files if k.startswith(prefix)}
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -384,16 +422,25 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         with np.load(path, allow_pickle=False) as data:
             state = json.loads(str(data["state"]))
             best = dict(state["best"])
-            best["flat"] = data["best_flat"] if "best_flat" in data.files else None
+            if "net.flat" in data.files:
+                weights = _prefixed(data, "net.")
+                members = [_prefixed(data, f"member{i}.") for i in range(state["members"])]
+                best["weights"] = _prefixed(data, "best.") or None
+            else:  # a checkpoint of numeral 0.1: flat parameters only
+                weights = {"flat": data["flat"]}
+                members = [{"flat": flat} for flat in data["members"]]
+                best["weights"] = {"flat": data["best_flat"]} if "best_flat" in data.files \
+                    else None
+            best.pop("flat", None)
             return {
                 "member": state["member"],
                 "epoch": state["epoch"],
                 "history": state["history"],
                 "best": best,
                 "config": state["config"],
-                "flat": data["flat"],
+                "weights": weights,
                 "optimizer": {"t": data["opt_t"], "m": data["opt_m"], "v": data["opt_v"]},
-                "members": list(data["members"]),
+                "members": members,
                 "snapshots": {k[5:]: data[k] for k in data.files if k.startswith("snap.")},
             }
     except (OSError, KeyError, ValueError) as exc:

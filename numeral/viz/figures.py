@@ -173,6 +173,34 @@ def first_layer_weights(
     return image_grid(images, [f"unit {u}" for u in units], path, cmap="RdBu_r")
 
 
+def conv_filters(W: np.ndarray, path: Path, count: int = 40) -> Path:
+    """The filters of a convolution, W (out, in, K, K), each shown as a K x K image (red
+    positive, blue negative; the first input channel of each, the strongest first): the
+    small patterns each feature map responds to, wherever they are in the image."""
+    norms = np.linalg.norm(W.reshape(len(W), -1), axis=1)
+    order = np.argsort(norms)[::-1][:count]
+    return image_grid(W[order, 0], [f"filter {f}" for f in order], path,  # type: ignore[return-value]
+                      columns=min(10, len(order)), cmap="RdBu_r")
+
+
+def feature_maps(images: np.ndarray, maps: np.ndarray, path: Path, count: int = 8) -> Path:
+    """One row per image: the image, then the feature maps (n, C, H, W) of its first
+    ``count`` channels: where in the image each filter found its pattern."""
+    count = min(count, maps.shape[1])
+    fig, axes = plt.subplots(len(images), count + 1, figsize=((count + 1) * 1.05,
+                                                              len(images) * 1.15), squeeze=False)
+    for row, (image, planes) in enumerate(zip(images, maps, strict=True)):
+        axes[row, 0].imshow(image, cmap="gray", vmin=0, vmax=255)
+        for col in range(count):
+            axes[row, col + 1].imshow(planes[col], cmap="magma")
+    axes[0, 0].set_title("image", fontsize=8)
+    for col in range(count):
+        axes[0, col + 1].set_title(f"map {col}", fontsize=8)
+    for ax in axes.ravel():
+        ax.axis("off")
+    return _save(fig, path)
+
+
 def orientation_examples(images: np.ndarray, features: np.ndarray, path: Path) -> Path:
     """One row per example: the image as the network prepares it, then its four
     orientation planes (how much edge runs in each direction, per 2x2 cell)."""

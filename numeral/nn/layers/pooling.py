@@ -40,11 +40,11 @@ class _Pool2D(Layer):
         """(n, C, K, K, Ho, Wo): every window of x, no copy."""
         return windows(x, self.kernel, self.stride, (self.out_shape[1], self.out_shape[2]))
 
-    def spread(self, dx: np.ndarray, per_offset: np.ndarray, u: int, v: int) -> None:
-        """dx[window pixels at kernel offset (u, v)] += per_offset (n, C, Ho, Wo)."""
+    def at(self, x: np.ndarray, u: int, v: int) -> np.ndarray:
+        """(n, C, Ho, Wo): the pixel at kernel offset (u, v) of every window (a view)."""
         _, ho, wo = self.out_shape
         s = self.stride
-        dx[:, :, u : u + s * ho : s, v : v + s * wo : s] += per_offset
+        return x[:, :, u : u + s * ho : s, v : v + s * wo : s]
 
 
 class MaxPool2D(_Pool2D):
@@ -52,31 +52,35 @@ class MaxPool2D(_Pool2D):
 
     forward     y = max over the window of x,  a = where in the window it was (first of ties)
     backward    dL/dx = dL/dy at position a of each window, 0 elsewhere
+
+    Both loop over the K x K offsets within a window, each step a whole-batch operation.
     """
 
     name = "maxpool"
 
     def buffers(self, n: int, train: bool) -> Buffers:
-        c, ho, wo = self.out_shape
-        k2 = self.kernel * self.kernel
-        buf = {"out": out_buffer(self, n), "win": np.empty((n, c, ho, wo, k2), self.dtype)}
+        buf = {"out": out_buffer(self, n)}
         if train:
-            buf["arg"] = np.empty((n, c, ho, wo), np.intp)
+            buf["arg"] = np.empty((n, *self.out_shape), np.int8 if self.kernel < 12 else np.intp)
+            buf["bigger"] = np.empty((n, *self.out_shape), bool)
             buf["pick"] = out_buffer(self, n)
             buf["dx"] = np.empty((n, *self.in_shape), self.dtype)
         return buf
 
     def forward(self, x: np.ndarray, buf: Buffers, train: bool,
                 rng: np.random.Generator | None) -> np.ndarray:
-        win = buf["win"]
-        n, c, ho, wo, _ = win.shape
-        k = self.kernel
-        # the windows, laid out (n, C, Ho, Wo, K*K) so max and argmax run over the last axis
-        win.reshape(n, c, ho, wo, k, k)[...] = self.view(x).transpose(0, 1, 4, 5, 2, 3)
-        np.max(win, axis=-1, out=buf["out"])
+        out, k = buf["out"], self.kernel
+        np.copyto(out, self.at(x, 0, 0))
         if train:
-            np.argmax(win, axis=-1, out=buf["arg"])
-        return buf["out"]
+            arg, bigger = buf["arg"], buf["bigger"]
+            arg[...] = 0
+        for offset in range(1, k * k):
+            value = self.at(x, *divmod(offset, k))
+            if train:  # a = the first offset holding the maximum
+                np.greater(value, out, out=bigger)
+                np.copyto(arg, offset, where=bigger)
+            np.maximum(out, value, out=out)
+        return out
 
     def backward(self, grad: np.ndarray, buf: Buffers, need_dx: bool) -> np.ndarray | None:
         if not need_dx:
@@ -84,11 +88,10 @@ class MaxPool2D(_Pool2D):
         dx, pick, arg = buf["dx"], buf["pick"], buf["arg"]
         dx[...] = 0.0
         k = self.kernel
-        for u in range(k):
-            for v in range(k):
-                np.equal(arg, u * k + v, out=pick)  # 1 where the max sat at offset (u, v)
-                pick *= grad
-                self.spread(dx, pick, u, v)
+        for offset in range(k * k):
+            np.equal(arg, offset, out=pick)  # 1 where the max sat at this offset
+            pick *= grad
+            self.at(dx, *divmod(offset, k))[...] += pick
         return dx
 
 
@@ -118,9 +121,8 @@ class AvgPool2D(_Pool2D):
         dx, share = buf["dx"], buf["share"]
         dx[...] = 0.0
         np.multiply(grad, 1.0 / self.kernel**2, out=share)
-        for u in range(self.kernel):
-            for v in range(self.kernel):
-                self.spread(dx, share, u, v)
+        for offset in range(self.kernel**2):
+            self.at(dx, *divmod(offset, self.kernel))[...] += share
         return dx
 
 
