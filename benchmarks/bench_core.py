@@ -3,7 +3,9 @@
     python benchmarks/bench_core.py            # PyTorch columns appear when torch imports
 
 Network 784-512-256-10, ReLU, softmax + cross-entropy, batch 128, float32, on
-14,208 random inputs (the size of a TibetanMNIST training split). Measures
+14,208 random inputs (the size of a TibetanMNIST training split), and the reference CNN
+(conv 32 3, relu, maxpool 2, conv 64 3, relu, maxpool 2, flatten, dense 256, relu, dense 10)
+on the same inputs as 28x28 images. Measures
 
 (a) one forward + backward step (gradients of every parameter),
 (b) one training epoch with Adam (batches in a fixed random order),
@@ -32,6 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from numeral.nn import Network, Optimizer
 
 SIZES = [784, 512, 256, 10]
+# the reference CNN of the layered core's issue (numeral's `cnn` preset without dropout)
+CNN = ["conv 32 3", "relu", "maxpool 2", "conv 64 3", "relu", "maxpool 2", "flatten",
+       "dense 256", "relu", "dense 10"]
 BATCH = 128
 N_SAMPLES = 14_208
 
@@ -67,14 +72,21 @@ def bare_matmuls(X: np.ndarray) -> Callable[[], None]:
     return step
 
 
-def numeral_step(X: np.ndarray, y: np.ndarray) -> Callable[[], None]:
-    net = Network(SIZES, activation="relu", init="he", seed=0)
+def numeral_net(model: str) -> Network:
+    if model == "cnn":
+        return Network.from_layers(CNN, input_shape=(1, 28, 28), seed=0)
+    return Network(SIZES, activation="relu", init="he", seed=0)
+
+
+def numeral_step(X: np.ndarray, y: np.ndarray, model: str) -> Callable[[], None]:
+    net = numeral_net(model)
     Xb, yb = X[:BATCH], y[:BATCH]
     return lambda: net.compute_gradients_(Xb, yb)  # type: ignore[return-value]
 
 
-def numeral_epoch(X: np.ndarray, y: np.ndarray, order: np.ndarray) -> Callable[[], None]:
-    net = Network(SIZES, activation="relu", init="he", seed=0)
+def numeral_epoch(X: np.ndarray, y: np.ndarray, order: np.ndarray,
+                  model: str) -> Callable[[], None]:
+    net = numeral_net(model)
     opt = Optimizer("adam", net.n_params, net.dtype, net.decay_mask)
     batches = [order[i : i + BATCH] for i in range(0, len(order), BATCH)]
 
@@ -86,15 +98,19 @@ def numeral_epoch(X: np.ndarray, y: np.ndarray, order: np.ndarray) -> Callable[[
     return epoch
 
 
-def torch_fns(X: np.ndarray, y: np.ndarray, order: np.ndarray, threads: int):
+def torch_fns(X: np.ndarray, y: np.ndarray, order: np.ndarray, threads: int, kind: str):
     import torch
 
     torch.set_num_threads(threads)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(784, 512), torch.nn.ReLU(),
-        torch.nn.Linear(512, 256), torch.nn.ReLU(),
-        torch.nn.Linear(256, 10),
-    )
+    nn = torch.nn
+    if kind == "cnn":
+        model = nn.Sequential(
+            nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(1600, 256), nn.ReLU(), nn.Linear(256, 10))
+    else:
+        model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
+                              nn.Linear(256, 10))
     loss_fn = torch.nn.CrossEntropyLoss()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
@@ -115,17 +131,21 @@ def torch_fns(X: np.ndarray, y: np.ndarray, order: np.ndarray, threads: int):
 
 
 def measure(kind: str, repeats: int, epochs: int, threads: int) -> dict[str, float]:
-    """One measurement in this process: 'numeral', 'bare' or 'pytorch'."""
+    """One measurement in this process: 'numeral', 'bare', 'pytorch', 'numeral-cnn' or
+    'pytorch-cnn'."""
     rng = np.random.default_rng(0)
     X = rng.random((N_SAMPLES, 784), dtype=np.float32)
     y = rng.integers(0, 10, N_SAMPLES)
     order = rng.permutation(N_SAMPLES)
+    model = "cnn" if kind.endswith("-cnn") else "mlp"
+    if model == "cnn":  # steps of ~50 ms: fewer repeats
+        repeats, epochs = max(5, repeats // 10), 1
     if kind == "bare":
         return {"step": median_seconds(bare_matmuls(X[:BATCH]), repeats)}
-    if kind == "numeral":
-        return {"step": median_seconds(numeral_step(X, y), repeats),
-                "epoch": median_seconds(numeral_epoch(X, y, order), epochs, 1)}
-    step, epoch, _ = torch_fns(X, y, order, threads)
+    if kind.startswith("numeral"):
+        return {"step": median_seconds(numeral_step(X, y, model), repeats),
+                "epoch": median_seconds(numeral_epoch(X, y, order, model), epochs, 1)}
+    step, epoch, _ = torch_fns(X, y, order, threads, model)
     return {"step": median_seconds(step, repeats), "epoch": median_seconds(epoch, epochs, 1)}
 
 
@@ -136,17 +156,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5,
                         help="fresh processes per implementation, interleaved")
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads (match BLAS)")
-    parser.add_argument("--measure", choices=["numeral", "bare", "pytorch"], help=argparse.SUPPRESS)
+    parser.add_argument("--no-cnn", action="store_true", help="skip the CNN rows")
+    parser.add_argument("--measure", choices=["numeral", "bare", "pytorch", "numeral-cnn",
+                                              "pytorch-cnn"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:  # a child process: print one JSON line
         print(json.dumps(measure(args.measure, args.repeats, args.epochs, args.threads)))
         return
 
-    kinds = ["numeral", "bare"]
+    kinds = ["numeral", "bare"] + ([] if args.no_cnn else ["numeral-cnn"])
     try:
         import torch
 
-        kinds.append("pytorch")
+        kinds += ["pytorch"] + ([] if args.no_cnn else ["pytorch-cnn"])
         versions = f"numpy {np.__version__}, torch {torch.__version__}"
     except ImportError:
         print("PyTorch is not installed: its columns are skipped (pip install torch)")
@@ -178,6 +200,10 @@ def main() -> None:
         print(f"PyTorch step / bare matmuls: {t['step'] / rows['bare']['step']:.2f}x")
         print(f"numeral speed vs PyTorch: step {t['step'] / n['step']:.2f}x, "
               f"epoch {t['epoch'] / n['epoch']:.2f}x")
+    if "pytorch-cnn" in rows:
+        n, t = rows["numeral-cnn"], rows["pytorch-cnn"]
+        print(f"CNN: numeral time / PyTorch time: step {n['step'] / t['step']:.2f}x, "
+              f"epoch {n['epoch'] / t['epoch']:.2f}x (target <= 1.5x)")
 
 
 if __name__ == "__main__":

@@ -216,6 +216,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     from numeral.nn import ACTIVATIONS, Network, gradcheck
+    from numeral.nn.gradcheck import LAYER_NETWORKS, check_layer_network
 
     hidden = [int(h) for h in str(args.hidden).split(",") if h.strip()]
     names = sorted(ACTIVATIONS) if args.activation == "all" else [args.activation]
@@ -223,13 +224,19 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     X = rng.normal(size=(args.samples, args.inputs))
     y = rng.integers(0, 3, args.samples)
     worst = 0.0
+    results = {}
     for name in names:
         net = Network([args.inputs, *hidden, 3], activation=name, init="xavier", seed=1,
                       dtype="float64")
-        result = gradcheck(net, X, y, l1=args.l1, l2=args.l2)
+        results[f"MLP, {name}"] = gradcheck(net, X, y, l1=args.l1, l2=args.l2)
+    if args.activation == "all":  # and every layer type, in small convolutional networks
+        for name, (layers, _) in LAYER_NETWORKS.items():
+            results[f"{name} ({', '.join(layers)})"] = check_layer_network(name, args.l1,
+                                                                            args.l2)
+    for name, result in results.items():
         worst = max(worst, result.max_error)
-        print(f"{name:>11}: max relative error {result.max_error:.2e}  "
-              f"({'ok' if result.max_error < 1e-7 else 'FAILED'})")
+        print(f"{result.max_error:.2e}  {'ok' if result.max_error < 1e-7 else 'FAILED':6}  "
+              f"{name}")
     return 0 if worst < 1e-7 else 1
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from numeral.cli import main
 from numeral.nn import ACTIVATIONS, Network, gradcheck
+from numeral.nn.gradcheck import LAYER_NETWORKS, check_layer_network
 from numeral.nn.layers import Sigmoid, parse_layer
 
 REGULARISERS = {"none": (0.0, 0.0), "l1": (1e-2, 0.0), "l2": (0.0, 1e-1), "l1+l2": (1e-2, 1e-1)}
@@ -55,42 +56,18 @@ def test_gradcheck_catches_a_wrong_backward_pass(monkeypatch: pytest.MonkeyPatch
 def test_gradcheck_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gradcheck", "--hidden", "4,3"]) == 0
     out = capsys.readouterr().out
-    assert out.count("ok") == len(ACTIVATIONS) and "FAILED" not in out
+    assert out.count("ok") == len(ACTIVATIONS) + len(LAYER_NETWORKS) and "FAILED" not in out
+    assert "conv-stride2-batchnorm" in out
 
 
-# Networks with every layer type: convolution with stride 1 and 2, padding 0, "same" and
-# explicit, odd and even kernels and image sides, several channels; max, average and global
-# pooling; BatchNorm on images and on vectors (training mode); dropout. Smooth activations
-# and small images: a finite difference that moves a value across a ReLU's kink or a max
-# window's tie measures a different function, so those are few here (MaxPool2D's own backward
-# is checked exactly below).
-CNNS = {
-    "conv-stride2-batchnorm": (["conv 6 3", "tanh", "maxpool 2", "conv 4 3 stride=2 padding=0",
-                                "batchnorm", "tanh", "flatten", "dense 12", "sigmoid",
-                                "dense 5"], (1, 12, 12)),
-    "even-kernels-same": (["conv 3 4 padding=same", "tanh", "avgpool 2",
-                           "conv 5 2 stride=2 padding=1", "sigmoid", "globalavgpool",
-                           "dense 5"], (2, 9, 9)),
-    "odd-side-overlapping-pool": (["conv 3 3 padding=same", "batchnorm", "leaky_relu",
-                                   "maxpool 3 stride=2", "flatten", "dense 7", "batchnorm",
-                                   "tanh", "dropout 0.3", "dense 5"], (1, 7, 7)),
-    "relu-channels": (["conv 4 2 stride=2", "relu", "conv 3 3 padding=valid", "identity",
-                       "flatten", "dense 5"], (3, 8, 8)),
-}
+CNNS = LAYER_NETWORKS
 
 
 @pytest.mark.parametrize("regulariser", ["none", "l1+l2"])
 @pytest.mark.parametrize("name", list(CNNS))
 def test_every_layer_type_backprop_matches_finite_differences(name: str,
                                                                regulariser: str) -> None:
-    layers, shape = CNNS[name]
-    rng = np.random.default_rng(3)
-    net = Network.from_layers(layers, input_shape=shape, seed=2, dtype="float64")
-    for b in net.biases:
-        b[...] = rng.normal(scale=0.1, size=b.shape)
-    X, y = rng.random((3, int(np.prod(shape)))), rng.integers(0, 5, 3)
-    l1, l2 = REGULARISERS[regulariser]
-    result = gradcheck(net, X, y, l1=l1, l2=l2, dropout_seed=5)
+    result = check_layer_network(name, *REGULARISERS[regulariser])
     assert result.max_error < 1e-7, result.errors
 
 

@@ -22,6 +22,25 @@ from numeral.nn.network import Network
 
 TINY_GRADIENT = 1e-7  # below this norm, analytic and numeric gradients are compared absolutely
 
+# Small networks with every layer type, for `numeral gradcheck` and the tests: convolution with
+# stride 1 and 2, padding 0, "same" and explicit, odd and even kernels and image sides, several
+# channels; max, average and global pooling; BatchNorm on images and on vectors (training
+# mode); dropout. Smooth activations and small images: a finite difference that moves a value
+# across a ReLU's kink or a max window's tie measures a different function, so those are few.
+LAYER_NETWORKS: dict[str, tuple[list[str], tuple[int, int, int]]] = {
+    "conv-stride2-batchnorm": (["conv 6 3", "tanh", "maxpool 2", "conv 4 3 stride=2 padding=0",
+                                "batchnorm", "tanh", "flatten", "dense 12", "sigmoid",
+                                "dense 5"], (1, 12, 12)),
+    "even-kernels-same": (["conv 3 4 padding=same", "tanh", "avgpool 2",
+                           "conv 5 2 stride=2 padding=1", "sigmoid", "globalavgpool",
+                           "dense 5"], (2, 9, 9)),
+    "odd-side-overlapping-pool": (["conv 3 3 padding=same", "batchnorm", "leaky_relu",
+                                   "maxpool 3 stride=2", "flatten", "dense 7", "batchnorm",
+                                   "tanh", "dropout 0.3", "dense 5"], (1, 7, 7)),
+    "relu-channels": (["conv 4 2 stride=2", "relu", "conv 3 3 padding=valid", "identity",
+                       "flatten", "dense 5"], (3, 8, 8)),
+}
+
 
 @dataclass
 class GradCheckResult:
@@ -69,3 +88,14 @@ def gradcheck(
         diff = float(np.linalg.norm(grad - numeric))
         errors.append(diff / float(denom) if denom > TINY_GRADIENT else diff)
     return GradCheckResult(errors)
+
+
+def check_layer_network(name: str, l1: float = 0.0, l2: float = 0.0) -> GradCheckResult:
+    """gradcheck of one of :data:`LAYER_NETWORKS` (float64, 3 random images, 5 classes)."""
+    layers, shape = LAYER_NETWORKS[name]
+    rng = np.random.default_rng(3)
+    net = Network.from_layers(layers, input_shape=shape, seed=2, dtype="float64")
+    for b in net.biases:  # non-zero biases so their gradients are tested too
+        b[...] = rng.normal(scale=0.1, size=b.shape)
+    X, y = rng.random((3, int(np.prod(shape)))), rng.integers(0, 5, 3)
+    return gradcheck(net, X, y, l1=l1, l2=l2, dropout_seed=5)
