@@ -144,6 +144,14 @@ def test_a_cnn_trains_resumes_exactly_and_reports_its_filters(tibetan_path: Path
     assert accuracy > 0.8
 
 
+def test_a_last_layer_that_does_not_fit_the_classes_is_refused(
+        tibetan_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--config", "cnn", "--data", str(tibetan_path), "--quiet",
+                 "--set", 'layers=["flatten", "dense 4"]', "--out", str(tmp_path / "x")]) == 2
+    assert "the last layer gives 4 scores, but the data has 10 classes; end with 'dense 10'" \
+        in capsys.readouterr().err
+
+
 def test_layers_in_a_config_are_checked_when_it_loads() -> None:
     with pytest.raises(ConfigError, match=r"'layers'.*unknown layer 'convolution'"):
         load_config("cnn", ['layers=["convolution 3 3", "dense 10"]'])

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from numeral.data.augment import Augmentation, Augmenter
+from numeral.errors import ConfigError
 from numeral.nn import DivergenceError, Ensemble, Network, Optimizer, learning_rate
 from numeral.nn.files import write_npz
 from numeral.nn.layers import parse_layer
@@ -149,6 +150,10 @@ class Trainer:
                                       else [width])
             net = Network.from_layers([*layers, *c.layers], shape, init=c.init,
                                       seed=c.seed + member, dtype=c.dtype)
+            if net.n_classes != self.n_classes:
+                raise ConfigError(f"config key 'layers': the last layer gives {net.n_classes} "
+                                  f"scores, but the data has {self.n_classes} classes; end "
+                                  f"with 'dense {self.n_classes}'")
         else:
             net = Network(
                 [width, *c.hidden, self.n_classes],
