@@ -47,21 +47,42 @@ class _Pool2D(Layer):
         return x[:, :, u : u + s * ho : s, v : v + s * wo : s]
 
 
+def take_where(target: np.ndarray, value: np.ndarray | int, mask: np.ndarray,
+               scratch: np.ndarray) -> None:
+    """target = value where mask, in place: target += (value - target) * mask. (Arithmetic:
+    ``np.copyto(target, value, where=mask)`` measured ten times slower here.)"""
+    np.subtract(value, target, out=scratch)
+    scratch *= mask
+    target += scratch
+
+
 class MaxPool2D(_Pool2D):
     """``maxpool K [stride=S]``: the largest value of each window.
 
     forward     y = max over the window of x,  a = where in the window it was (first of ties)
     backward    dL/dx = dL/dy at position a of each window, 0 elsewhere
 
-    Both loop over the K x K offsets within a window, each step a whole-batch operation.
+    Both loop over the offsets within a window, each step a whole-batch operation. When the
+    windows tile the image (stride = K, the default) the forward pass takes the maximum over
+    each window's columns first, then over those maxima's rows: 2 (K - 1) steps instead of
+    K^2 - 1, over fewer values (measured 4.5x faster for K = 2).
     """
 
     name = "maxpool"
 
     def buffers(self, n: int, train: bool) -> Buffers:
         buf = {"out": out_buffer(self, n)}
+        c, ho, wo = self.out_shape
+        index = np.int8 if self.kernel < 12 else np.intp  # u K + v: below 128 for K < 12
+        if self.stride == self.kernel:  # the maxima of each window's columns, row by row
+            buf["colmax"] = np.empty((n, c, ho * self.kernel, wo), self.dtype)
+            if train:
+                buf["colarg"] = np.empty((n, c, ho * self.kernel, wo), index)
+                buf["colbig"] = np.empty((n, c, ho * self.kernel, wo), bool)
+                buf["colscratch"] = np.empty((n, c, ho * self.kernel, wo), index)
         if train:
-            buf["arg"] = np.empty((n, *self.out_shape), np.int8 if self.kernel < 12 else np.intp)
+            buf["arg"] = np.empty((n, *self.out_shape), index)
+            buf["argscratch"] = np.empty((n, *self.out_shape), index)
             buf["bigger"] = np.empty((n, *self.out_shape), bool)
             buf["pick"] = out_buffer(self, n)
             buf["dx"] = np.empty((n, *self.in_shape), self.dtype)
@@ -69,6 +90,8 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray, buf: Buffers, train: bool,
                 rng: np.random.Generator | None) -> np.ndarray:
+        if self.stride == self.kernel:
+            return self.forward_tiled(x, buf, train)
         out, k = buf["out"], self.kernel
         np.copyto(out, self.at(x, 0, 0))
         if train:
@@ -78,7 +101,39 @@ class MaxPool2D(_Pool2D):
             value = self.at(x, *divmod(offset, k))
             if train:  # a = the first offset holding the maximum
                 np.greater(value, out, out=bigger)
-                np.copyto(arg, offset, where=bigger)
+                take_where(arg, offset, bigger, buf["argscratch"])
+            np.maximum(out, value, out=out)
+        return out
+
+    def forward_tiled(self, x: np.ndarray, buf: Buffers, train: bool) -> np.ndarray:
+        """The same for windows that tile the image: each window's column maxima (first
+        column of ties), then the maximum of those over the window's rows (first row)."""
+        out, k = buf["out"], self.kernel
+        _, ho, wo = self.out_shape
+        covered = x[:, :, : ho * k, : wo * k]
+        colmax = buf["colmax"]
+        np.copyto(colmax, covered[..., 0::k])
+        if train:
+            colarg, colbig = buf["colarg"], buf["colbig"]
+            colarg[...] = 0
+        for v in range(1, k):
+            value = covered[..., v::k]
+            if train:
+                np.greater(value, colmax, out=colbig)
+                take_where(colarg, v, colbig, buf["colscratch"])
+            np.maximum(colmax, value, out=colmax)
+        np.copyto(out, colmax[:, :, 0::k])
+        if train:
+            arg, bigger, scratch = buf["arg"], buf["bigger"], buf["argscratch"]
+            np.copyto(arg, colarg[:, :, 0::k])  # row 0: the offset is the column
+        for u in range(1, k):
+            value = colmax[:, :, u::k]
+            if train:
+                np.greater(value, out, out=bigger)
+                np.add(colarg[:, :, u::k], u * k, out=scratch)  # offset u K + v
+                scratch -= arg
+                scratch *= bigger
+                arg += scratch  # arg = u K + v where this row's maximum is larger
             np.maximum(out, value, out=out)
         return out
 
