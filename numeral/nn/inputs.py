@@ -36,8 +36,8 @@ degrees: 1/3 of m to 0, 2/3 to 45), making four planes; each plane is then summe
 cells. A 28x28 image becomes 4 planes of 14x14: 784 values again, so the network's shape is
 unchanged. An edge that moves by a pixel mostly stays in its cell, so the first layer sees a
 shape that tolerates the small shifts of handwriting, which raw pixels do not. Gamma and the
-training-time distortions act on the image first (see :func:`image_stage` and
-:func:`feature_stage`).
+training-time distortions act on the image first (the layers of
+:mod:`numeral.nn.layers.transforms`; ``Network.prepare_images`` and ``Network.features``).
 """
 
 from __future__ import annotations
@@ -199,17 +199,3 @@ class BilinearSampler:
             }
             self._shape = (n, pixels, dtype)
         return self._scratch
-
-
-def image_stage(name: str, X: np.ndarray, gamma: float = 1.0) -> np.ndarray:
-    """The transforms that leave an image: max(X, 0)^gamma, then deskew when ``name`` says so.
-    Training distorts this (numeral.data.augment); X itself when there is nothing to do."""
-    if gamma != 1.0:
-        X = np.power(np.maximum(X, 0), X.dtype.type(gamma))
-    return deskew(X) if name == "deskew" else X
-
-
-def feature_stage(name: str, X: np.ndarray) -> np.ndarray:
-    """The transforms that turn an image into other features (orientation planes), applied
-    after the distortions; X itself for the others."""
-    return orientation_planes(X) if name == "orientation" else X

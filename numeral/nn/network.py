@@ -34,7 +34,6 @@ from numeral.nn.constraints import check
 from numeral.nn.errors import InputError, ModelFileError
 from numeral.nn.files import read_model_file, save_model
 from numeral.nn.init import INITIALISERS
-from numeral.nn.inputs import image_side
 from numeral.nn.layers import (
     Activation,
     Conv2D,
@@ -53,7 +52,7 @@ from numeral.nn.layers.base import Buffers, Shape
 from numeral.nn.losses import LossBuffers, softmax, softmax_cross_entropy_
 from numeral.nn.regularizers import add_penalty_grad_, penalty
 
-__all__ = ["Network", "Signature", "check_inputs"]
+__all__ = ["Network", "Signature", "check_inputs", "default_input_shape", "network_from_file"]
 
 # what Network.prepare depends on: the input transforms' layer strings, X's width, the dtype
 Signature = tuple[tuple[str, ...], int, str]
@@ -75,6 +74,22 @@ def mlp_layers(sizes: Sequence[int], activations: Sequence[str], dropout: float,
             if dropout:
                 layers.append(Dropout(dropout))
     return layers
+
+
+def default_input_shape(first: Layer, values: int = 784) -> Shape:
+    """The shape of one sample of ``values`` numbers when none is given: a square one-channel
+    image when the first layer reads images (conv, pooling, an input transform), else flat."""
+    side = math.isqrt(values)
+    return (1, side, side) if first.needs_image or first.stage else (values,)
+
+
+def network_from_file(path: Any, desc: dict[str, Any], arrays: dict[str, np.ndarray]) -> Network:
+    """:meth:`Network.from_description` for one network of the model file ``path``, whose
+    inconsistencies are the file's fault: :class:`ModelFileError` naming it."""
+    try:
+        return Network.from_description(desc, arrays)
+    except (KeyError, ValueError, TypeError, InputError) as exc:
+        raise ModelFileError(f"{path} has an inconsistent model description: {exc}") from None
 
 
 class _Workspace:
@@ -126,14 +141,7 @@ class Network:
             raise InputError(f"every layer width must be >= 1, got sizes={sizes}")
         if sizes[-1] < 2:
             raise InputError(f"the output layer needs >= 2 classes, got {sizes[-1]}")
-        for name, value in (("dtype", str(dtype)), ("dropout", dropout),
-                            ("input_transform", input_transform), ("input_gamma", input_gamma)):
-            check(name, value)
-        if input_transform != "none":
-            try:
-                image_side(input_transform, sizes[0])
-            except ValueError as exc:
-                raise InputError(str(exc)) from None
+        check("input_transform", input_transform)  # the layers check the rest as they build
         n_hidden = len(sizes) - 2
         names = [activation] * n_hidden if isinstance(activation, str) else list(activation)
         if len(names) != n_hidden:
@@ -162,9 +170,7 @@ class Network:
         if not objects:
             raise InputError("a network needs at least one layer, e.g. ['dense 10']")
         if input_shape is None:
-            first = objects[0]
-            input_shape = (1, 28, 28) if first.needs_image or first.stage else (784,)
-        check("dtype", str(dtype))
+            input_shape = default_input_shape(objects[0])
         net = cls.__new__(cls)
         net._build(objects, tuple(int(s) for s in input_shape), init, seed, str(dtype))
         return net
@@ -172,6 +178,7 @@ class Network:
     def _build(self, layers: list[Layer], input_shape: Shape, init: str, seed: int,
                dtype: str) -> None:
         """Fix every layer's shapes, lay the parameters out in one flat vector, initialise."""
+        check("dtype", dtype)
         if init not in INITIALISERS:
             raise InputError(f"unknown init {init!r}; choose one of: {', '.join(INITIALISERS)}")
         if not input_shape or any(s < 1 for s in input_shape):
@@ -261,8 +268,7 @@ class Network:
     def hidden(self) -> list[int]:
         """Indices (into ``layers``) of the hidden activations: those before the last Dense
         or Conv2D layer."""
-        last = max((i for i, layer in enumerate(self.layers) if isinstance(layer, Dense | Conv2D)),
-                   default=-1)
+        last = self.layers.index(self.weighted[-1]) if self.weighted else -1
         return [i for i, layer in enumerate(self.layers[:last])
                 if isinstance(layer, Activation)]
 
@@ -566,7 +572,4 @@ class Network:
         header, nets = read_model_file(path)
         if header.get("kind") == "ensemble":
             raise InputError(f"{path} holds an ensemble; load it with numeral.load_model")
-        try:
-            return cls.from_description(*nets[0])
-        except (KeyError, ValueError, TypeError, InputError) as exc:
-            raise ModelFileError(f"{path} has an inconsistent model description: {exc}") from None
+        return network_from_file(path, *nets[0])

@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 
 from numeral.nn.ensemble import Ensemble
-from numeral.nn.errors import InputError, ModelFileError
-from numeral.nn.files import read_model_file as read_model_file
-from numeral.nn.files import save_model
-from numeral.nn.network import Network
+from numeral.nn.files import read_model_file, save_model
+from numeral.nn.network import Network, network_from_file
 
 __all__ = ["load_model", "save_model"]
 
@@ -17,10 +15,7 @@ def load_model(path: str | os.PathLike[str]) -> Network | Ensemble:
     """Read a model file written by :func:`save_model` (never unpickles anything): a Network,
     or an Ensemble of them."""
     header, nets = read_model_file(path)
-    try:
-        members = [Network.from_description(desc, arrays) for desc, arrays in nets]
-    except (KeyError, ValueError, TypeError, InputError) as exc:
-        raise ModelFileError(f"{path} has an inconsistent model description: {exc}") from None
+    members = [network_from_file(path, desc, arrays) for desc, arrays in nets]
     if header.get("kind") == "ensemble":
         ensemble = Ensemble(members)
         ensemble.meta = dict(header.get("meta", {}))

@@ -30,7 +30,7 @@ from numeral.nn import DivergenceError, Ensemble, Network, Optimizer, learning_r
 from numeral.nn.files import write_npz
 from numeral.nn.layers import parse_layer
 from numeral.nn.losses import softmax
-from numeral.nn.network import Signature
+from numeral.nn.network import Signature, default_input_shape
 from numeral.train.config import Config
 from numeral.train.metrics import cross_entropy
 
@@ -144,10 +144,8 @@ class Trainer:
             transform = self.transform_of(member)
             layers = [f"gamma {c.input_gamma:g}"] if c.input_gamma != 1.0 else []
             layers += [] if transform == "none" else [transform]
-            first = parse_layer((layers or c.layers)[0])
-            side = math.isqrt(width)
-            shape = c.input_shape or ([1, side, side] if first.needs_image or first.stage
-                                      else [width])
+            shape = c.input_shape or default_input_shape(parse_layer((layers or c.layers)[0]),
+                                                         width)
             net = Network.from_layers([*layers, *c.layers], shape, init=c.init,
                                       seed=c.seed + member, dtype=c.dtype)
             if net.n_classes != self.n_classes:
@@ -356,7 +354,10 @@ class Trainer:
         if not widths:
             return
         layer = self.config.latent_layer % len(widths)
-        chosen = net.hidden_activations(X, prepared=True, which=[layer])[0].astype(np.float64)
+        step = max(1, len(X) * sum(widths) // HIST_VALUES)  # histograms: every step-th sample
+        hidden = net.hidden_activations(X[::step], prepared=True)
+        chosen = (hidden[layer] if step == 1 else  # the latent figure shows every sample
+                  net.hidden_activations(X, prepared=True, which=[layer])[0]).astype(np.float64)
         if chosen.shape[1] <= 2:
             latent = chosen
         else:  # project onto the top two principal components (of up to 4000 samples)
@@ -366,8 +367,6 @@ class Trainer:
             latent = centred @ vt[:2].T
         self.snapshots[f"latent_{epoch}"] = latent.astype(np.float32)
         self.snapshots["latent_layer"] = np.array([layer, chosen.shape[1]])
-        sample = X[:: max(1, len(X) * sum(widths) // HIST_VALUES)]
-        hidden = net.hidden_activations(sample, prepared=True)
         for layer, (a, name) in enumerate(zip(hidden, net.activation_names, strict=True)):
             lo, hi = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}.get(
                 name, (float(a.min()), float(max(a.max(), a.min() + 1e-6)))
