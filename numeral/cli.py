@@ -78,6 +78,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list the shipped training presets")
 
+    p = sub.add_parser("sweep", help="train many variants on Ray, scored on validation data",
+                       description="Train every combination (or random draws) of a config's "
+                       "settings as separate runs on Ray, each scored on a validation split "
+                       "carved from the training data. Running it again skips finished trials.")
+    p.add_argument("variants", nargs="*", metavar="'LABEL: KEY=VALUE ...'",
+                   help="labelled variants (default: the config's [study] tables, if any)")
+    p.add_argument("--config", default=None, help="preset name or TOML file (default: baseline)")
+    add_data_args(p)
+    p.add_argument("--split", choices=["random", "sheet"], help="override the config's split")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="fix a config key for every trial (value parsed as TOML), repeatable")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="try each value (every combination of the --grid keys), repeatable")
+    p.add_argument("--random", action="append", default=[], metavar="KEY=LOW:HIGH[:log]",
+                   help="draw the key uniformly (or log-uniformly) --trials times")
+    p.add_argument("--trials", type=int, default=0, help="how many --random draws")
+    p.add_argument("--draw-seed", type=int, default=0, help="seed of the --random draws")
+    p.add_argument("--seeds", type=int, default=1, help="train each setting with K seeds")
+    p.add_argument("--metric", choices=["val_error", "val_loss"], default="val_error")
+    p.add_argument("--out", type=Path, help="sweep folder (default: runs/sweep-<config>)")
+    p.add_argument("--address", help="join this Ray cluster (default: $RAY_ADDRESS, else a "
+                                     "local Ray on this machine's cores)")
+    p.add_argument("--cpus-per-trial", type=int, default=1,
+                   help="CPUs (and BLAS threads) each trial gets (default 1)")
+    p.add_argument("--retry-failed", action="store_true", help="run failed trials again")
+    p.add_argument("--committee", action="append", nargs="?", const="", metavar="TRIAL+TRIAL",
+                   help="score committees of finished trials: per setting and overall, and "
+                        "this mix of trials (repeatable); alone with --out, on a finished sweep")
+    p.add_argument("--include", action="append", default=[], type=Path, metavar="SWEEP_DIR",
+                   help="with --committee: also the trials of this other sweep (same split)")
+    p.add_argument("--hard", type=Path, metavar="PNG",
+                   help="with --committee: draw the validation images most trials misread")
+
     p = sub.add_parser("serve", help="the draw-a-numeral page and JSON API")
     p.add_argument("model", type=Path)
     p.add_argument("--host", default="127.0.0.1")
@@ -264,6 +297,89 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from numeral.train import sweep as sw
+
+    mixes = [m for m in args.committee or [] if m]
+    asked = args.config or args.variants or args.grid or args.random or args.set
+    if not asked:  # a finished sweep's committees
+        if args.committee is None or args.out is None:
+            raise NumeralError("give --config and what to sweep (--grid, --random, variants), "
+                               "or --out DIR --committee to score a finished sweep's trials")
+        folders = [args.out, *args.include]
+        sweeps = [sw.load_sweep(folder) for folder in folders]  # clear errors for non-sweeps
+        _committees(sweeps[0], folders, mixes, args.hard)
+        return 0
+    sweep = _plan_sweep(args)
+    interrupted = False
+    try:
+        sw.run_sweep(
+            sweep, sw.RayRunner(args.address, args.cpus_per_trial),
+            retry_failed=args.retry_failed)
+    except KeyboardInterrupt:
+        interrupted = True
+    best = sw.finish(sweep)
+    if interrupted:
+        done = sum(sweep.result(t) is not None for t in sweep.trials)
+        print(f"interrupted: {done} of {len(sweep.trials)} trials are finished and kept in "
+              f"{sweep.out}; run the same command again to train the others", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if sweep.base.study:  # a study's comparison report over its trials
+        from numeral.report import build_comparison
+
+        runs = [sweep.out / t.name for t in sweep.trials if (sweep.out / t.name / "model.npz")
+                .is_file()]
+        if runs:
+            print(f"report: {build_comparison(runs, sweep.out)}")
+    if args.committee is not None:
+        _committees(sweep, [sweep.out, *args.include], mixes, args.hard)
+    return 0 if best is not None else 1  # failed trials are in the table, with their reasons
+
+
+def _committees(sweep: Any, folders: list[Path], mixes: list[str], hard: Path | None) -> None:
+    from numeral.train import sweep as sw
+
+    saved = sw.validation_probabilities(folders)
+    print(sw.committee_report(saved, mixes))
+    if hard is not None and sw.draw_hard_images(sweep, saved, hard):
+        print(f"gallery: {hard}")
+
+
+def _plan_sweep(args: argparse.Namespace) -> Any:
+    """The sweep the arguments describe, checked before Ray starts or anything trains."""
+    from numeral.data import resolve_data_path
+    from numeral.train import sweep as sw
+    from numeral.train.config import load_config
+
+    overrides = list(args.set) + ([f'split="{args.split}"'] if args.split else [])
+    base = load_config(args.config or "baseline", overrides)
+    variants = [sw.parse_variant(v) for v in args.variants] or list(base.study.items())
+    grid = [sw.parse_grid(g) for g in args.grid]
+    draws = [sw.parse_random(r) for r in args.random]
+    trials = sw.plan(base, variants=variants, grid=grid, draws=draws, trials=args.trials,
+                     seeds=args.seeds, draw_seed=args.draw_seed)
+    if args.train:  # absolute paths: Ray's workers do not share our working directory
+        source = {"train": str(Path(args.train).resolve()),
+                  "test": str(Path(args.test).resolve()) if args.test else None}
+    else:
+        source = {"data": str(resolve_data_path(args.data).resolve())}
+    out = args.out or Path("runs") / f"sweep-{base.name}"
+    sweep = sw.Sweep(base, trials, out, source, args.metric,
+                     swept=[k for k, _ in grid] + [d.key for d in draws],
+                     labelled=bool(variants))
+    sw.check_same_base(sweep)
+    mixes = [m for m in args.committee or [] if m]
+    planned = {t.name for t in trials}
+    for mix in mixes:  # checked now, not after hours of training
+        names = set(mix.split("+"))
+        if not args.include and not names <= planned:
+            raise NumeralError(f"--committee {mix!r} names trials this sweep does not train: "
+                               f"{', '.join(sorted(names - planned))}")
+    sw.save_plan(sweep, {k: (str(v) if isinstance(v, Path) else v)
+                         for k, v in vars(args).items()})
+    return sweep
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from numeral.serve import serve
 
@@ -281,6 +397,7 @@ COMMANDS = {
     "data": cmd_data,
     "presets": cmd_presets,
     "serve": cmd_serve,
+    "sweep": cmd_sweep,
 }
 
 

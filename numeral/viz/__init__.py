@@ -12,6 +12,7 @@ from numeral.viz.figures import (
     misclassified_gallery,
     orientation_examples,
     regularization_study,
+    sweep_figure,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "misclassified_gallery",
     "orientation_examples",
     "regularization_study",
+    "sweep_figure",
 ]

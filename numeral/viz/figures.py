@@ -262,3 +262,39 @@ def regularization_study(studies: list[dict[str, Any]], path: Path) -> Path:
              title="weight magnitudes")
     ax_w.legend(fontsize=7)
     return _save(fig, path)
+
+
+def sweep_figure(points: Sequence[tuple[Mapping[str, Any], Sequence[float]]],
+                 keys: Sequence[str], metric: str, path: Path) -> Path:
+    """A sweep: the metric against each swept key, one panel per key. Each point is one
+    setting (its bar: the standard deviation of its seeds); settings that differ only in the
+    panel's key are joined by a line, labelled by the other keys' values."""
+    scale = 100.0 if metric.endswith("_error") else 1.0
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.6 * len(keys), 3.8), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        values = [settings.get(key) for settings, _ in points]
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        numbers = [float(v) if numeric else 0.0 for v in values]  # type: ignore[arg-type]
+        order = list(dict.fromkeys(str(v) for v in values))  # categories as first seen
+        lines: dict[str, list[tuple[float, float, float]]] = {}
+        for (settings, scores), value, number in zip(points, values, numbers, strict=True):
+            others = ", ".join(f"{k}={settings.get(k)}" for k in keys if k != key)
+            x = number if numeric else float(order.index(str(value)))
+            spread = float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0
+            lines.setdefault(others, []).append((x, scale * float(np.mean(scores)),
+                                                 scale * spread))
+        for others, line in lines.items():
+            xs, means, spreads = zip(*sorted(line), strict=True)
+            ax.errorbar(xs, means, yerr=spreads, fmt="o-" if numeric else "o", capsize=3,
+                        label=others or None)
+        if not numeric:
+            ax.set_xticks(range(len(order)), order, rotation=30, ha="right", fontsize=8)
+        elif min(numbers) > 0 and max(numbers) >= 10 * min(numbers):
+            ax.set_xscale("log")
+        if 1 < len(lines) <= 8:
+            ax.legend(fontsize=7)
+        ax.set(xlabel=key, ylabel=f"{metric}{' (%)' if scale != 1 else ''}")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{metric} on the validation split (mean of the seeds, bars: their spread)",
+                 fontsize=10)
+    return _save(fig, path)
