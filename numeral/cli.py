@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", type=Path, metavar="DIR",
                    help="continue the interrupted run in DIR")
     p.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
+    p.add_argument("--live", nargs="?", type=int, const=8001, metavar="PORT",
+                   help="serve a page on 127.0.0.1:PORT (default 8001; 0: any free port) that "
+                        "shows the run after every epoch")
+    p.add_argument("--tensorboard", type=Path, metavar="DIR",
+                   help="write TensorBoard event files to DIR (tensorboard --logdir DIR)")
 
     p = sub.add_parser("evaluate", help="score a model on a dataset")
     p.add_argument("model", type=Path)
@@ -148,13 +153,30 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = load_config(args.config or "baseline", overrides)
         out = args.out or Path("runs") / config.name
     log = print if args.quiet else _log_above_bar
+    observers: list[Any] = []
+    if args.tensorboard:
+        from numeral.train.watch import TensorBoardLog, require_tensorboardx
+
+        require_tensorboardx()  # says how to install it before any work
+        observers.append(TensorBoardLog(args.tensorboard))
+    if args.live is not None:
+        from numeral.serve.live import LiveView
+
+        observers.append(LiveView(args.live, log=lambda line: print(line, flush=True)))
+    if observers and config.study:
+        raise NumeralError("--live and --tensorboard watch one run; a study trains several: "
+                           "watch one variant with --set, or run the study as a sweep")
     try:
         report = run_experiment(config, source, out, resume=bool(args.resume),
-                                progress=not args.quiet, log=log)
+                                progress=not args.quiet, log=log, observers=observers)
     except KeyboardInterrupt:
         print(f"\ninterrupted: the last finished epoch is saved in {out}/checkpoint.npz; "
               f"continue with: numeral train --resume {out}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        for observer in observers:  # a run that stopped early stops its page too
+            if hasattr(observer, "close"):
+                observer.close()
     print(f"report: {report}")
     return 0
 

@@ -30,7 +30,7 @@ import csv
 import io
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from numeral.nn.files import atomic_write, write_npz
 from numeral.train.config import Config, from_dict, write_config
 from numeral.train.loop import Split, Trainer, TrainResult
 from numeral.train.metrics import evaluation
+from numeral.train.watch import Observer
 
 Log = Callable[[str], None]
 METRIC_COLUMNS = ("epoch", "train_loss", "train_error", "test_loss", "test_error", "seconds")
@@ -144,6 +145,7 @@ def train_model(
     progress: bool = True,
     log: Log | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    observers: Sequence[Observer] = (),
 ) -> TrainResult:
     """Train the model the config describes on ``data.train``."""
 
@@ -164,6 +166,7 @@ def train_model(
         progress=progress,
         log=log,
         on_epoch=on_epoch,
+        observers=observers,
     )
     return trainer.run(resume=checkpoint if resume else None)
 
@@ -178,8 +181,10 @@ def run_experiment(
     log: Log | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     write_report: bool = True,
+    observers: Sequence[Observer] = (),
 ) -> Path:
-    """Train, evaluate and write the run directory ``out``; return the report's path."""
+    """Train, evaluate and write the run directory ``out``; return the report's path.
+    ``observers`` (numeral.train.watch) are told about the data, each epoch and the end."""
     log = log or (lambda message: None)
     if config.study:
         return run_study(config, source, out, progress=progress, log=log)
@@ -197,9 +202,11 @@ def run_experiment(
         "class_names": data.train.class_names,
     })
     log(f"{config.name}: {len(data.train)} training samples; {data.split_description}")
+    for observer in observers:
+        observer.start(config, data)
     started = time.perf_counter()
     result = train_model(config, data, checkpoint=checkpoint, resume=resume, progress=progress,
-                         log=log, on_epoch=on_epoch)
+                         log=log, on_epoch=on_epoch, observers=observers)
     seconds = time.perf_counter() - started
     model = result.model
     evaluation_ = finish_model(model, data, result, seconds)
@@ -208,6 +215,8 @@ def run_experiment(
     write_json(out / "evaluation.json", evaluation_)
     write_results(out / "results.npz", model, data, result, evaluation_)
     checkpoint.unlink(missing_ok=True)
+    for observer in observers:
+        observer.finish(model, data, evaluation_, out)
     log(f"test accuracy {evaluation_['accuracy']:.2%}" if data.test is not None else "trained")
     if not write_report:
         return out

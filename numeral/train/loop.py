@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,8 @@ from numeral.nn.losses import softmax
 from numeral.nn.network import Signature, default_input_shape
 from numeral.train.config import Config
 from numeral.train.metrics import cross_entropy
+from numeral.train.watch import Observer, hidden_histogram, principal_2d
 
-HIST_BINS = 40
 HIST_VALUES = 40_000_000  # hidden values the histograms of one snapshot read at most
 # An epoch's training loss above this many times the larger of a uniform guess's loss,
 # log(classes), and the untrained network's loss means divergence. (The untrained loss counts
@@ -92,8 +92,10 @@ class Trainer:
         progress: bool = True,
         log: Log | None = None,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
+        observers: Sequence[Observer] = (),
     ) -> None:
         self.config = config
+        self.observers = list(observers)  # told after each epoch (numeral.train.watch)
         self.train, self.test, self.val = train, test, val
         self.train_metrics = train_sample(train, config.train_metrics_sample, config.split_seed)
         self.n_classes = max(n_classes, int(train.y.max()) + 1 if len(train.y) else 2)
@@ -213,6 +215,8 @@ class Trainer:
                         best["waited"] += 1
                 self.save_checkpoint(net, opt, member, epoch, best)
                 self.on_epoch(self.history[-1])
+                for observer in self.observers:
+                    observer.epoch(self.history[-1], net)
                 if c.early_stopping and best["waited"] >= c.early_stopping:
                     self.log(f"early stop: validation loss has not improved for "
                              f"{c.early_stopping} epochs; keeping epoch {best['epoch']}")
@@ -358,20 +362,11 @@ class Trainer:
         hidden = net.hidden_activations(X[::step], prepared=True)
         chosen = (hidden[layer] if step == 1 else  # the latent figure shows every sample
                   net.hidden_activations(X, prepared=True, which=[layer])[0]).astype(np.float64)
-        if chosen.shape[1] <= 2:
-            latent = chosen
-        else:  # project onto the top two principal components (of up to 4000 samples)
-            centred = chosen - chosen.mean(axis=0)
-            sample = centred[:: max(1, len(centred) // 4000)]
-            _, _, vt = np.linalg.svd(sample, full_matrices=False)
-            latent = centred @ vt[:2].T
+        latent, _ = principal_2d(chosen)
         self.snapshots[f"latent_{epoch}"] = latent.astype(np.float32)
         self.snapshots["latent_layer"] = np.array([layer, chosen.shape[1]])
         for layer, (a, name) in enumerate(zip(hidden, net.activation_names, strict=True)):
-            lo, hi = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}.get(
-                name, (float(a.min()), float(max(a.max(), a.min() + 1e-6)))
-            )
-            counts, edges = np.histogram(a, bins=HIST_BINS, range=(lo, hi))
+            counts, edges = hidden_histogram(a, name)
             self.snapshots[f"hist_{layer}_{epoch}"] = counts
             self.snapshots[f"edges_{layer}_{epoch}"] = edges
 

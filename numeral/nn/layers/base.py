@@ -39,6 +39,7 @@ class Layer:
     # other features (orientation planes); "" for every layer that learns or follows one.
     stage: ClassVar[str] = ""
     needs_image: ClassVar[bool] = False  # reads (channels, height, width) samples
+    param_names: ClassVar[tuple[str, ...]] = ()  # names of ``params``, in order
 
     def __init__(self) -> None:
         self.in_shape: Shape = ()

@@ -48,6 +48,7 @@ class Conv2D(Layer):
     """
 
     name = "conv"
+    param_names = ("W", "b")
     needs_image = True
 
     def __init__(self, out_channels: int, kernel: int, stride: int = 1,

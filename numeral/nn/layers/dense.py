@@ -21,6 +21,7 @@ class Dense(Layer):
     """
 
     name = "dense"
+    param_names = ("W", "b")
 
     def __init__(self, units: int) -> None:
         super().__init__()

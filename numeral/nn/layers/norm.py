@@ -31,6 +31,7 @@ class BatchNorm(Layer):
     """
 
     name = "batchnorm"
+    param_names = ("gamma", "beta")
 
     def output_shape(self, in_shape: Shape) -> Shape:
         if len(in_shape) not in (1, 3):

@@ -1,0 +1,194 @@
+"""The live training page: ``numeral train ... --live [PORT]``.
+
+    GET /             the page (numeral/serve/static/live.html, no CDN, no library)
+    GET /events       server-sent events: ``setup`` once (classes, the shown test images),
+                      ``epoch`` after every epoch, ``done`` when the model is saved
+    GET /api/state    every event so far as JSON (a page opened late catches up from /events
+                      too: each connection first receives everything already sent)
+
+The training thread only copies the weights after each epoch (:meth:`LiveView.epoch`); a
+worker thread runs the probe (numeral.train.watch.Probe: latent features, histograms,
+guesses on fixed test images) on its own copy of the network and publishes the event, and
+uvicorn serves it from a third thread. A page that closes, or never opens, changes nothing
+for the run; the server stops a moment after the run has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+
+from numeral.errors import NumeralError
+from numeral.nn import Ensemble, Network
+from numeral.train.loop import set_weights, weights_of
+from numeral.train.watch import Probe
+
+HEARTBEAT_SECONDS = 15.0
+
+
+def rounded(values: np.ndarray, digits: int = 4) -> list[Any]:
+    return list(np.round(values.astype(np.float64), digits).tolist())
+
+
+class LiveView:
+    """An observer that serves the live page on ``host:port`` (port 0: any free port)."""
+
+    def __init__(self, port: int = 8001, host: str = "127.0.0.1",
+                 log: Any = print, linger: float = 1.0) -> None:
+        self.host, self.port = host, port
+        self.log = log
+        self.linger = linger  # seconds the server stays up after the run, to send "done"
+        self.events: list[str] = []  # each a complete SSE message
+        self.clients: set[asyncio.Queue[int]] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.work: queue.Queue[Any] = queue.Queue()
+        self.probe: Probe | None = None
+        self.net: Network | None = None  # the worker's own copy
+        self.worker: threading.Thread | None = None
+        self.server: Any = None
+        self.thread: threading.Thread | None = None
+        self.url = ""
+
+    # ------------------------------------------------------------ the server
+    def app(self) -> FastAPI:
+        app = FastAPI(title="numeral live training", docs_url=None, redoc_url=None)
+        page = (resources.files("numeral.serve") / "static" / "live.html").read_text()
+
+        @app.get("/", response_class=HTMLResponse)
+        def index() -> str:
+            return page
+
+        @app.get("/api/state")
+        def state() -> JSONResponse:
+            return JSONResponse([json.loads(e.split("data: ", 1)[1]) for e in self.events])
+
+        @app.get("/events")
+        async def events(request: Request) -> StreamingResponse:
+            return StreamingResponse(self.stream(request), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache"})
+
+        return app
+
+    async def stream(self, request: Request) -> AsyncIterator[str]:
+        """Everything sent so far, then each new event as it is published."""
+        self.loop = asyncio.get_running_loop()  # the server's loop, which publish() wakes
+        wake: asyncio.Queue[int] = asyncio.Queue()
+        self.clients.add(wake)
+        sent = 0
+        try:
+            while True:
+                while sent < len(self.events):
+                    yield self.events[sent]
+                    sent += 1
+                try:
+                    await asyncio.wait_for(wake.get(), timeout=HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    yield ": heartbeat\n\n"
+        finally:
+            self.clients.discard(wake)
+
+    def publish(self, kind: str, data: dict[str, Any]) -> None:
+        """Add an event (from any thread) and wake every connected page."""
+        self.events.append(f"event: {kind}\ndata: {json.dumps(data)}\n\n")
+        if self.loop is not None:
+            for wake in list(self.clients):
+                self.loop.call_soon_threadsafe(wake.put_nowait, len(self.events))
+
+    def serve(self) -> None:
+        """Start uvicorn in a thread and wait until it listens."""
+        import uvicorn
+
+        config = uvicorn.Config(self.app(), host=self.host, port=self.port, log_level="warning",
+                                lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="numeral-live",
+                                       daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise NumeralError(f"the live page could not listen on {self.host}:{self.port}"
+                                   f" (in use?); give another port: --live PORT")
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://{self.host}:{port}/"
+        self.log(f"live page: {self.url}")
+
+    # ------------------------------------------------------------ the observer
+    def start(self, config: Any, data: Any) -> None:
+        self.probe = Probe.of(data, config.latent_layer, config.split_seed)
+        images = self.probe.shown_images
+        self.serve()
+        self.worker = threading.Thread(target=self.run_worker, name="numeral-live-probe",
+                                       daemon=True)
+        self.worker.start()
+        self.publish("setup", {
+            "name": config.name, "epochs": config.epochs, "members": config.ensemble,
+            "classes": list(data.train.class_names),
+            "shown": {"labels": self.probe.shown_y.tolist(),
+                      "images": np.round(255 * images).astype(int).tolist()},
+            "latent_labels": self.probe.y.tolist()})
+
+    def epoch(self, row: dict[str, float], net: Network) -> None:
+        """In the training thread: copy the weights (and once, the network) and return."""
+        if self.net is None:
+            self.net = copy.deepcopy(net)
+        self.work.put((dict(row), weights_of(net)))
+
+    def run_worker(self) -> None:
+        while True:
+            item = self.work.get()
+            if item is None:
+                return
+            if not self.work.empty() and self.work.queue[0] is not None:
+                row, _ = item  # behind: send the numbers, skip the pictures of this epoch
+                self.publish("epoch", {"row": row})
+                continue
+            row, weights = item
+            assert self.net is not None and self.probe is not None
+            try:
+                set_weights(self.net, weights)
+                view = self.probe.measure(self.net)
+            except Exception as exc:  # the page must never stop the run
+                self.publish("epoch", {"row": row, "problem": str(exc)})
+                continue
+            self.publish("epoch", {
+                "row": row,
+                "latent": rounded(view.latent, 3), "latent_layer": view.latent_layer,
+                "histograms": [{"activation": name, "counts": counts.tolist(),
+                                "edges": rounded(edges)}
+                               for name, counts, edges in view.histograms],
+                "guesses": view.guesses.tolist(), "confidence": rounded(view.confidence, 3)})
+
+    def finish(self, model: Network | Ensemble, data: Any, evaluation: dict[str, Any],
+               out: Path) -> None:
+        self.work.put(None)
+        if self.worker is not None:
+            self.worker.join()
+        self.publish("done", {"accuracy": evaluation.get("accuracy"),
+                              "report": str(out / "report.html")})
+        self.close()
+
+    def close(self) -> None:
+        """Stop the server (after ``linger`` seconds, so pages receive the last event)."""
+        if self.server is None:
+            return
+        time.sleep(self.linger)
+        self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+        self.server = None
