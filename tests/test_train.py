@@ -95,6 +95,21 @@ def test_train_writes_the_whole_run_directory(run_dir: Path) -> None:
             "confusion_matrix.png", "misclassified.png", "first_layer_weights.png"} <= figures
 
 
+def test_the_report_animates_every_recorded_epoch(run_dir: Path) -> None:
+    from PIL import Image
+
+    for name in ("latent_features.gif", "activations.gif"):  # epochs 1-4: four frames
+        with Image.open(run_dir / "figures" / name) as gif:
+            assert gif.n_frames == 4, name
+            first = np.asarray(gif.convert("L"))
+            gif.seek(3)
+            assert np.abs(np.asarray(gif.convert("L")).astype(int) - first).mean() > 0.5
+    html = (run_dir / "report.html").read_text()
+    assert html.count('src="data:image/gif;base64,') == 2
+    with Image.open(run_dir / "figures" / "latent_features.png") as still:
+        assert 3 * 330 < still.width < 4 * 330  # three panels (first, middle, last), not four
+
+
 def test_the_report_is_self_contained(run_dir: Path) -> None:
     html = (run_dir / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 6

@@ -37,6 +37,10 @@ class Figure:
     def data(self) -> str:
         return base64.b64encode(self.path.read_bytes()).decode()
 
+    @property
+    def mime(self) -> str:
+        return "image/gif" if self.path.suffix == ".gif" else "image/png"
+
 
 def _version() -> str:
     try:
@@ -94,6 +98,11 @@ def symmetry_notes(net: Network) -> list[str]:
     return notes
 
 
+def key_epochs(epochs: Sequence[int]) -> list[int]:
+    """The first, middle and last of the recorded epochs (the static figures' panels)."""
+    return sorted({epochs[0], epochs[(len(epochs) - 1) // 2], epochs[-1]}) if epochs else []
+
+
 def build_report(run: Path) -> Path:
     """Redraw the figures of one run and write ``run/report.html``."""
     from numeral import viz
@@ -127,17 +136,31 @@ def build_report(run: Path) -> Path:
         "between train and test is over-fitting; a flat line at 90 % error is a network that "
         "does not learn.")
     layer, width = (int(v) for v in snaps.get("latent_layer", [len(net.sizes) - 3, 0]))
-    add(viz.latent_features(snaps, results["train_y"], figs / "latent_features.png", class_names),
+    recorded = viz.snapshot_epochs(snaps)
+    shown = recorded if config.get("snapshot_epochs") else key_epochs(recorded)
+    add(viz.latent_features(snaps, results["train_y"], figs / "latent_features.png", class_names,
+                            epochs=shown),
         "Latent features across epochs",
         (f"The {width}-unit hidden layer {layer + 1}" if width <= 2 else
          f"Hidden layer {layer + 1} ({width} units) projected on its two principal components")
         + " for every training sample, coloured by class: watch the classes pull apart into "
         "separate regions as training goes on.")
-    add(viz.activation_histograms(snaps, net.activation_names, figs / "activations.png"),
+    add(viz.activation_histograms(snaps, net.activation_names, figs / "activations.png",
+                                  epochs=shown),
         "Hidden activations",
         "The distribution of each hidden layer's outputs after its activation function, on "
         "the training data, at several epochs. Sigmoid units piled at 0 or 1 are saturated "
         "(their gradient a(1-a) is near zero); a single spike means every unit outputs the same.")
+    if len(recorded) > 2:  # the same, as animations over every recorded epoch
+        add(viz.latent_animation(snaps, results["train_y"], figs / "latent_features.gif",
+                                 class_names),
+            "Latent features, epoch by epoch",
+            f"The latent features above at each of the {len(recorded)} recorded epochs "
+            f"({', '.join(map(str, recorded))}), one frame each (the principal components keep "
+            "their direction from frame to frame).")
+        add(viz.histogram_animation(snaps, net.activation_names, figs / "activations.gif"),
+            "Hidden activations, epoch by epoch",
+            "The histograms above at each recorded epoch, one frame each.")
     if "confusion_matrix" in evaluation:
         add(viz.confusion_heatmap(np.array(evaluation["confusion_matrix"]), class_names,
                                   figs / "confusion_matrix.png"),

@@ -64,7 +64,10 @@ class TrainResult:
 
 
 def default_snapshot_epochs(epochs: int) -> list[int]:
-    return sorted({1, max(1, epochs // 2), epochs})
+    """The first, middle and last epoch (the report's static figures) and up to 10 evenly
+    spread in all (the frames of its animations)."""
+    spread = np.linspace(1, epochs, min(epochs, 10)).round().astype(int).tolist()
+    return sorted({1, max(1, epochs // 2), epochs, *spread})
 
 
 def train_sample(train: Split, size: int, seed: int) -> Split:
@@ -362,7 +365,8 @@ class Trainer:
         hidden = net.hidden_activations(X[::step], prepared=True)
         chosen = (hidden[layer] if step == 1 else  # the latent figure shows every sample
                   net.hidden_activations(X, prepared=True, which=[layer])[0]).astype(np.float64)
-        latent, _ = principal_2d(chosen)
+        latent, basis = principal_2d(chosen, self.snapshots.get("latent_basis"))
+        self.snapshots["latent_basis"] = basis  # the next snapshot keeps its directions
         self.snapshots[f"latent_{epoch}"] = latent.astype(np.float32)
         self.snapshots["latent_layer"] = np.array([layer, chosen.shape[1]])
         for layer, (a, name) in enumerate(zip(hidden, net.activation_names, strict=True)):

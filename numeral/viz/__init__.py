@@ -7,11 +7,14 @@ from numeral.viz.figures import (
     conv_filters,
     feature_maps,
     first_layer_weights,
+    histogram_animation,
+    latent_animation,
     latent_features,
     learning_curves,
     misclassified_gallery,
     orientation_examples,
     regularization_study,
+    snapshot_epochs,
     sweep_figure,
 )
 
@@ -22,10 +25,13 @@ __all__ = [
     "conv_filters",
     "feature_maps",
     "first_layer_weights",
+    "histogram_animation",
+    "latent_animation",
     "latent_features",
     "learning_curves",
     "misclassified_gallery",
     "orientation_examples",
     "regularization_study",
+    "snapshot_epochs",
     "sweep_figure",
 ]

@@ -48,50 +48,134 @@ def learning_curves(history: Sequence[dict[str, float]], path: Path, title: str 
     return _save(fig, path)
 
 
+def snapshot_epochs(snapshots: Mapping[str, np.ndarray]) -> list[int]:
+    """The epochs at which latent features were recorded."""
+    return sorted(int(k.split("_")[1]) for k in snapshots
+                  if k.startswith("latent_") and k[7:].isdigit())
+
+
+def _latent_panel(ax: Any, points: np.ndarray, labels: np.ndarray, title: str) -> Any:
+    order = np.random.default_rng(0).permutation(len(points))  # no class drawn on top
+    ax.set(title=title, xticks=[], yticks=[])
+    return ax.scatter(points[order, 0], points[order, 1], s=1.5, alpha=0.5, linewidths=0,
+                      c=[CLASS_COLOURS(int(c) % 10) for c in labels[order]])
+
+
+def _class_legend(fig: Any, class_names: Sequence[str]) -> None:
+    handles = [plt.Line2D([], [], marker="o", ls="", color=CLASS_COLOURS(i % 10), label=name)
+               for i, name in enumerate(class_names)]
+    fig.legend(handles=handles, loc="center right", title="class", markerscale=1.5)
+
+
 def latent_features(
-    snapshots: dict[str, np.ndarray], labels: np.ndarray, path: Path, class_names: Sequence[str]
+    snapshots: dict[str, np.ndarray], labels: np.ndarray, path: Path, class_names: Sequence[str],
+    epochs: Sequence[int] | None = None,
 ) -> Path | None:
     """Every training sample's 2-D feature (the bottleneck, or a PCA of the last hidden
-    layer), coloured by class, one panel per recorded epoch."""
-    epochs = sorted(int(k.split("_")[1]) for k in snapshots
-                    if k.startswith("latent_") and k[7:].isdigit())
+    layer), coloured by class, one panel per recorded epoch (or per one of ``epochs``)."""
+    epochs = [e for e in snapshot_epochs(snapshots) if epochs is None or e in epochs]
     if not epochs:
         return None
     fig, axes = plt.subplots(1, len(epochs), figsize=(4 * len(epochs), 4), squeeze=False)
     for ax, epoch in zip(axes[0], epochs, strict=True):
-        points = snapshots[f"latent_{epoch}"]
-        order = np.random.default_rng(0).permutation(len(points))  # no class drawn on top
-        ax.scatter(points[order, 0], points[order, 1], s=1.5, alpha=0.5, linewidths=0,
-                   c=[CLASS_COLOURS(int(c) % 10) for c in labels[order]])
-        ax.set(title=f"epoch {epoch}", xticks=[], yticks=[])
-    handles = [plt.Line2D([], [], marker="o", ls="", color=CLASS_COLOURS(i % 10), label=name)
-               for i, name in enumerate(class_names)]
-    fig.legend(handles=handles, loc="center right", title="class", markerscale=1.5)
+        _latent_panel(ax, snapshots[f"latent_{epoch}"], labels, f"epoch {epoch}")
+    _class_legend(fig, class_names)
     fig.subplots_adjust(right=0.9)
     return _save(fig, path)
 
 
+def latent_animation(snapshots: dict[str, np.ndarray], labels: np.ndarray, path: Path,
+                     class_names: Sequence[str], fps: int = 2) -> Path | None:
+    """The latent features as a GIF, one frame per recorded epoch, on fixed axes."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    epochs = snapshot_epochs(snapshots)
+    if not epochs:
+        return None
+    frames = [snapshots[f"latent_{e}"] for e in epochs]
+    low = np.min([f.min(axis=0) for f in frames], axis=0)
+    high = np.max([f.max(axis=0) for f in frames], axis=0)
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    _class_legend(fig, class_names)
+    fig.subplots_adjust(right=0.8)
+
+    def draw(i: int) -> list[Any]:
+        ax.clear()
+        dots = _latent_panel(ax, frames[i], labels, f"epoch {epochs[i]}")
+        ax.set(xlim=(low[0], high[0]), ylim=(low[1], high[1]))
+        return [dots]
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FuncAnimation(fig, draw, frames=len(frames)).save(path, writer=PillowWriter(fps=fps),
+                                                      dpi=80)
+    plt.close(fig)
+    return path
+
+
+def _histogram_layers(snapshots: Mapping[str, np.ndarray]) -> list[int]:
+    return sorted({int(k.split("_")[1]) for k in snapshots if k.startswith("hist_")})
+
+
+def _histogram_panel(ax: Any, snapshots: Mapping[str, np.ndarray], layer: int, epoch: int,
+                     name: str, label: str | None = None) -> None:
+    counts = snapshots[f"hist_{layer}_{epoch}"]
+    edges = snapshots[f"edges_{layer}_{epoch}"]
+    ax.stairs(counts / max(counts.sum(), 1), edges, label=label, linewidth=1.5)
+    ax.set(title=f"hidden layer {layer + 1} ({name})", xlabel="activation a = f(z)",
+           ylabel="share of activations")
+
+
 def activation_histograms(
-    snapshots: dict[str, np.ndarray], activation_names: Sequence[str], path: Path
+    snapshots: dict[str, np.ndarray], activation_names: Sequence[str], path: Path,
+    epochs: Sequence[int] | None = None,
 ) -> Path | None:
-    """Distribution of each hidden layer's activations a = f(z) at the recorded epochs."""
-    layers = sorted({int(k.split("_")[1]) for k in snapshots if k.startswith("hist_")})
+    """Distribution of each hidden layer's activations a = f(z) at the recorded epochs (or
+    at those of ``epochs``)."""
+    layers = _histogram_layers(snapshots)
     if not layers:
         return None
     fig, axes = plt.subplots(1, len(layers), figsize=(4.5 * len(layers), 3.6), squeeze=False)
     for ax, layer in zip(axes[0], layers, strict=True):
-        epochs = sorted(int(k.split("_")[2]) for k in snapshots if k.startswith(f"hist_{layer}_"))
-        for epoch in epochs:
-            counts = snapshots[f"hist_{layer}_{epoch}"]
-            edges = snapshots[f"edges_{layer}_{epoch}"]
-            share = counts / max(counts.sum(), 1)
-            ax.stairs(share, edges, label=f"epoch {epoch}", linewidth=1.5)
+        recorded = sorted(int(k.split("_")[2]) for k in snapshots
+                          if k.startswith(f"hist_{layer}_"))
         name = activation_names[layer] if layer < len(activation_names) else "?"
-        ax.set(title=f"hidden layer {layer + 1} ({name})", xlabel="activation a = f(z)",
-               ylabel="share of activations")
+        for epoch in (e for e in recorded if epochs is None or e in epochs):
+            _histogram_panel(ax, snapshots, layer, epoch, name, label=f"epoch {epoch}")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def histogram_animation(snapshots: dict[str, np.ndarray], activation_names: Sequence[str],
+                        path: Path, fps: int = 2) -> Path | None:
+    """The activation histograms as a GIF, one frame per recorded epoch, on fixed axes."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    layers = _histogram_layers(snapshots)
+    epochs = snapshot_epochs(snapshots)
+    epochs = [e for e in epochs if all(f"hist_{k}_{e}" in snapshots for k in layers)]
+    if not layers or not epochs:
+        return None
+    fig, axes = plt.subplots(1, len(layers), figsize=(4 * len(layers), 3.3), squeeze=False,
+                             layout="constrained")
+    top = {k: max(float((snapshots[f"hist_{k}_{e}"] / max(snapshots[f"hist_{k}_{e}"].sum(), 1))
+                        .max()) for e in epochs) for k in layers}
+
+    def draw(i: int) -> list[Any]:
+        for ax, layer in zip(axes[0], layers, strict=True):
+            ax.clear()
+            name = activation_names[layer] if layer < len(activation_names) else "?"
+            _histogram_panel(ax, snapshots, layer, epochs[i], name)
+            ax.set_ylim(0, 1.05 * top[layer])
+            ax.grid(alpha=0.3)
+        fig.suptitle(f"epoch {epochs[i]}")
+        return []
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FuncAnimation(fig, draw, frames=len(epochs)).save(path, writer=PillowWriter(fps=fps),
+                                                      dpi=70)
+    plt.close(fig)
+    return path
 
 
 def confusion_heatmap(matrix: np.ndarray, class_names: Sequence[str], path: Path) -> Path:
