@@ -9,8 +9,11 @@
 The training thread only copies the weights after each epoch (:meth:`LiveView.epoch`); a
 worker thread runs the probe (numeral.train.watch.Probe: latent features, histograms,
 guesses on fixed test images) on its own copy of the network and publishes the event, and
-uvicorn serves it from a third thread. A page that closes, or never opens, changes nothing
-for the run; the server stops a moment after the run has finished.
+uvicorn serves it from a third thread. The probe shares the cores with training, so it runs
+only while its time so far stays under ``BUDGET`` (3 %) of the training time: on fast epochs
+the pictures are drawn every few epochs (the numbers always), and once more at the end. A
+page that closes, or never opens, changes nothing for the run; the server stops a moment
+after the run has finished.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from numeral.train.loop import set_weights, weights_of
 from numeral.train.watch import Probe
 
 HEARTBEAT_SECONDS = 15.0
+BUDGET = 0.03  # the share of the training time the page's pictures may take (2 cores: the
+# probe runs beside training on the same cores, so its time is the run's loss)
 
 
 def rounded(values: np.ndarray, digits: int = 4) -> list[Any]:
@@ -57,6 +62,9 @@ class LiveView:
         self.probe: Probe | None = None
         self.net: Network | None = None  # the worker's own copy
         self.worker: threading.Thread | None = None
+        self.spent = 0.0  # seconds the probe has taken
+        self.trained = 0.0  # seconds of training so far (the rows' "seconds")
+        self.unseen: dict[str, np.ndarray] | None = None  # weights whose pictures were skipped
         self.server: Any = None
         self.thread: threading.Thread | None = None
         self.url = ""
@@ -150,35 +158,46 @@ class LiveView:
         self.work.put((dict(row), weights_of(net)))
 
     def run_worker(self) -> None:
+        """Publish each epoch: its numbers always, its pictures when the probe's time so far
+        stays within BUDGET of the training time (and the worker is not behind)."""
         while True:
             item = self.work.get()
             if item is None:
                 return
-            if not self.work.empty() and self.work.queue[0] is not None:
-                row, _ = item  # behind: send the numbers, skip the pictures of this epoch
-                self.publish("epoch", {"row": row})
-                continue
             row, weights = item
-            assert self.net is not None and self.probe is not None
-            try:
-                set_weights(self.net, weights)
-                view = self.probe.measure(self.net)
-            except Exception as exc:  # the page must never stop the run
-                self.publish("epoch", {"row": row, "problem": str(exc)})
+            self.trained += float(row.get("seconds", 0.0))
+            behind = not self.work.empty()
+            if behind or self.spent > BUDGET * self.trained:
+                self.publish("epoch", {"row": row})  # the numbers now, pictures later
+                self.unseen = weights
                 continue
-            self.publish("epoch", {
-                "row": row,
-                "latent": rounded(view.latent, 3), "latent_layer": view.latent_layer,
+            self.publish("epoch", {"row": row, **self.pictures(weights)})
+            self.unseen = None
+
+    def pictures(self, weights: dict[str, np.ndarray]) -> dict[str, Any]:
+        """The probe's view of these weights, as JSON-ready lists (never raises)."""
+        assert self.net is not None and self.probe is not None
+        started = time.perf_counter()
+        try:
+            set_weights(self.net, weights)
+            view = self.probe.measure(self.net)
+        except Exception as exc:  # the page must never stop the run
+            return {"problem": f"{type(exc).__name__}: {exc}"}
+        finally:
+            self.spent += time.perf_counter() - started
+        return {"latent": rounded(view.latent, 3), "latent_layer": view.latent_layer,
                 "histograms": [{"activation": name, "counts": counts.tolist(),
                                 "edges": rounded(edges)}
                                for name, counts, edges in view.histograms],
-                "guesses": view.guesses.tolist(), "confidence": rounded(view.confidence, 3)})
+                "guesses": view.guesses.tolist(), "confidence": rounded(view.confidence, 3)}
 
     def finish(self, model: Network | Ensemble, data: Any, evaluation: dict[str, Any],
                out: Path) -> None:
         self.work.put(None)
         if self.worker is not None:
             self.worker.join()
+        if self.unseen is not None:  # the last epoch's pictures, skipped for time
+            self.publish("view", self.pictures(self.unseen))
         self.publish("done", {"accuracy": evaluation.get("accuracy"),
                               "report": str(out / "report.html")})
         self.close()
