@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("presets", help="list the shipped training presets")
 
+    p = sub.add_parser("export", help="the model as ONNX, or as a page that needs no server")
+    p.add_argument("model", type=Path)
+    p.add_argument("--onnx", type=Path, metavar="OUT.onnx", help="write one ONNX graph")
+    p.add_argument("--web", type=Path, metavar="DIR",
+                   help="write a static draw-and-recognise site running the model in the browser")
+
     p = sub.add_parser("sweep", help="train many variants on Ray, scored on validation data",
                        description="Train every combination (or random draws) of a config's "
                        "settings as separate runs on Ray, each scored on a validation split "
@@ -319,6 +325,27 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from numeral import load_model
+
+    if not (args.onnx or args.web):
+        raise NumeralError("say what to write: --onnx OUT.onnx, --web DIR, or both")
+    model = load_model(str(args.model))
+    if args.onnx:
+        from numeral.export.onnx import export_onnx
+
+        path = export_onnx(model, args.onnx)
+        print(f"ONNX: {path} (input 'pixels' (n, {model.members[0].n_inputs}) in [0, 1], output "
+              f"'probabilities' (n, {model.n_classes}))")
+    if args.web:
+        from numeral.export.web import export_web
+
+        folder = export_web(model, args.web)
+        print(f"page: {folder / 'index.html'} (static files: serve the folder, e.g. "
+              f"python -m http.server -d {folder})")
+    return 0
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from numeral.train import sweep as sw
 
@@ -420,6 +447,7 @@ COMMANDS = {
     "presets": cmd_presets,
     "serve": cmd_serve,
     "sweep": cmd_sweep,
+    "export": cmd_export,
 }
 
 

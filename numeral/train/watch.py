@@ -24,6 +24,7 @@ from numeral.errors import NumeralError
 from numeral.nn import Ensemble, Network
 
 HIST_BINS = 40
+HIST_SAMPLE = 200_000  # values a histogram of the probe reads at most
 FIXED_RANGES = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 
 
@@ -66,6 +67,13 @@ def principal_2d(features: np.ndarray, previous: np.ndarray | None = None,
         flip = basis[np.arange(2), np.abs(basis).argmax(axis=1)] < 0
     basis = basis * np.where(flip, -1.0, 1.0)[:, None]
     return centred @ basis.T, basis
+
+
+def spread_sample(values: np.ndarray, most: int = HIST_SAMPLE) -> np.ndarray:
+    """At most ``most`` of the values, evenly spread (a convolution's activations on 1,000
+    images are tens of millions; their histogram's shape needs far fewer)."""
+    flat = values.reshape(-1)
+    return flat[:: max(1, flat.size // most)]
 
 
 @dataclass
@@ -116,7 +124,7 @@ class Probe:
             latent = np.zeros((len(self.X), 2))
         proba = net.predict_proba(self.shown_X)
         return EpochView(latent.astype(np.float32), layer,
-                         [(name, *hidden_histogram(a, name))
+                         [(name, *hidden_histogram(spread_sample(a), name))
                           for a, name in zip(hidden, names, strict=True)],
                          proba.argmax(1), proba.max(1))
 
@@ -178,7 +186,7 @@ class TensorBoardLog:
         hidden = net.hidden_activations(self.probe.X)
         for i, (a, name) in zip(net.hidden, zip(hidden, net.activation_names, strict=True),
                                 strict=True):
-            self.writer.add_histogram(f"activations/{i}_{name}", a, step)
+            self.writer.add_histogram(f"activations/{i}_{name}", spread_sample(a), step)
         self.writer.flush()
 
     def finish(self, model: Network | Ensemble, data: Any, evaluation: dict[str, Any],
