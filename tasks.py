@@ -5,6 +5,7 @@
     python3 tasks.py test     # the whole test suite
     python3 tasks.py lint     # ruff and mypy
     python3 tasks.py bench    # the benchmarks (PyTorch comparison when torch is installed)
+    python3 tasks.py ship     # train the shipped model on both splits, write numeral/models/
 
 Data: ``$NUMERAL_DATA`` if set, else ``../shared/data/tibetan-mnist/TibetanMNIST.zip``
 if present, else `numeral data download` fetches TibetanMNIST into the user cache.
@@ -76,7 +77,19 @@ def task_bench(args: list[str]) -> None:
         run(PYTHON, f"benchmarks/{script}", *args, env=env)
 
 
-TASKS = {"report": task_report, "test": task_test, "lint": task_lint, "bench": task_bench}
+def task_ship(args: list[str]) -> None:
+    """Train the shipped model's recipe on both splits (unless done) and write it."""
+    env = data_env()
+    runs = [ROOT / "runs" / f"tibetan-{split}" for split in ("random", "sheet")]
+    for split, out in zip(("random", "sheet"), runs, strict=True):
+        if not (out / "model.npz").is_file():
+            run(BIN / "numeral", "train", "--config", "tibetan", "--split", split, "--quiet",
+                "--out", out, *args, env=env)
+    run(PYTHON, "-m", "numeral.models.ship", *runs, env=env)
+
+
+TASKS = {"report": task_report, "test": task_test, "lint": task_lint, "bench": task_bench,
+         "ship": task_ship}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in TASKS:

@@ -7,6 +7,9 @@ The pipeline, data flowing one way::
     numeral.train    configs, the training loop, checkpoints, metrics, Classifier
     numeral.viz      figures;  numeral.report: the HTML report
     numeral.serve    the draw-a-numeral page and JSON API
+    numeral.export   ONNX, and a page that runs the model without a server
+    numeral.read     whole numbers: segment a photo into numerals and read them
+    numeral.models   the models that ship with numeral
     numeral.cli      the `numeral` command, a thin layer over the above
 """
 
@@ -21,12 +24,14 @@ if TYPE_CHECKING:
     from numeral.train.classifier import Classifier
 
 
-def load_model(path: str) -> Network | Ensemble:
-    """Load any model numeral saves (a network or an ensemble). The result's
+def load_model(path: str = "tibetan") -> Network | Ensemble:
+    """Load any model numeral saves (a network or an ensemble), or a model that ships with
+    numeral by its name (``"tibetan"``, the default; see :mod:`numeral.models`). The result's
     ``predict_proba(X)`` takes exactly what :mod:`numeral.data` produces."""
+    from numeral.models import resolve_model
     from numeral.nn.serialize import load_model as _load
 
-    return _load(path)
+    return _load(resolve_model(path))
 
 
 def __getattr__(name: str) -> Any:

@@ -54,9 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the full evaluation as JSON")
 
     p = sub.add_parser("predict", help="recognise numerals in image files")
-    p.add_argument("model", type=Path)
-    p.add_argument("images", nargs="+", type=Path, help="image files or folders of images")
+    p.add_argument("paths", nargs="+", type=Path, metavar="[MODEL.npz] IMAGE",
+                   help="a model file first (else the shipped model), then image files or "
+                        "folders of images")
+    p.add_argument("--model", help="model file or shipped name (default: tibetan)")
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("read", help="read whole numbers (several numerals on one line)")
+    p.add_argument("images", nargs="+", type=Path, help="photos, scans or drawings")
+    p.add_argument("--model", default="tibetan",
+                   help="model file or shipped name (default: tibetan)")
+    p.add_argument("--json", action="store_true", help="everything, as JSON")
 
     p = sub.add_parser("report", help="rebuild DIR/report.html from a finished run")
     p.add_argument("run", type=Path)
@@ -123,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --committee: draw the validation images most trials misread")
 
     p = sub.add_parser("serve", help="the draw-a-numeral page and JSON API")
-    p.add_argument("model", type=Path)
+    p.add_argument("model", nargs="?", default="tibetan",
+                   help="model file or shipped name (default: tibetan, the shipped model)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     return parser
@@ -241,9 +250,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from numeral.data.sources import IMAGE_SUFFIXES
     from numeral.predict import Recognizer
 
-    recognizer = Recognizer.from_file(args.model)
+    images = list(args.paths)
+    model = args.model
+    if model is None and images[0].suffix == ".npz":  # numeral predict MODEL.npz IMAGE ...
+        model = str(images.pop(0))
+    if not images:
+        raise NumeralError(f"give the images to recognise after the model {model}")
+    recognizer = Recognizer.from_file(model or "tibetan")
     paths: list[Path] = []
-    for path in args.images:  # a folder stands for the images directly inside it
+    for path in images:  # a folder stands for the images directly inside it
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
@@ -258,6 +273,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for r in results:
         top = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top3"])
         print(f"{r['image']}: {r['class']}   (top 3: {top})")
+    return 0
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    from numeral.predict import Recognizer
+    from numeral.read import NumberReader
+
+    reader = NumberReader(Recognizer.from_file(args.model))
+    results = [{"image": str(path), **reader.read(path)} for path in args.images]
+    if args.json:
+        print(json.dumps(results if len(results) > 1 else results[0], indent=1,
+                         ensure_ascii=False))
+        return 0
+    for r in results:
+        if not r["text"]:
+            print(f"{r['image']}: nothing read ({r['reason']})")
+            continue
+        script = f" ({r['tibetan']})" if r.get("tibetan") else ""
+        print(f"{r['image']}: {r['text']}{script}   confidence {r['confidence']:.0%}")
+        for d in r["digits"]:
+            top = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in d["top3"])
+            print(f"    {d['class']} at {d['box']}   (top 3: {top})")
     return 0
 
 
@@ -440,6 +477,7 @@ COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
+    "read": cmd_read,
     "report": cmd_report,
     "compare": cmd_compare,
     "gradcheck": cmd_gradcheck,

@@ -33,8 +33,11 @@ class Recognizer:
         self.preprocessing = Preprocessing.from_dict(stored)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> Recognizer:
-        return cls(load_model(path))
+    def from_file(cls, path: str | Path = "tibetan") -> Recognizer:
+        """A model file, or the name of a model that ships with numeral (numeral.models)."""
+        from numeral.models import resolve_model
+
+        return cls(load_model(resolve_model(path)))
 
     def image_to_input(self, source: Any, name: str = "image") -> np.ndarray:
         """Any image (path, bytes, array) -> the (28, 28) uint8 image the network sees."""

@@ -53,3 +53,15 @@ def tibetan(tibetan_path: Path) -> Dataset:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+def chromium_path() -> str:
+    """Debian's chromium for the browser tests (with Playwright), or a skip saying why."""
+    import os
+    import shutil
+
+    pytest.importorskip("playwright")
+    path = os.environ.get("NUMERAL_CHROMIUM") or shutil.which("chromium")
+    if not path:
+        pytest.skip("no chromium on PATH (apt-get install chromium); .ci/run installs it")
+    return path

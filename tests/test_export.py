@@ -186,11 +186,11 @@ def test_drawing_on_the_exported_page_gives_pythons_probabilities(
         site: tuple[str, Network | Ensemble]) -> None:
     from playwright.sync_api import sync_playwright
 
-    from tests.test_watch import chromium
+    from tests.conftest import chromium_path
 
     url, model = site
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
         page = browser.new_page()
         page.route("http*://**", lambda route: route.continue_()
                    if route.request.url.startswith("http://127.0.0.1") else route.abort())
@@ -223,3 +223,33 @@ def test_drawing_on_the_exported_page_gives_pythons_probabilities(
     print(f"\nfirst prediction ready {ready:.0f} ms after the page started; "
           f"{len(updates)} updates, median {np.median(updates):.2f} ms")
     assert ready < 2000 and np.median(updates) < 50  # generous here; measured: docs/export.md
+
+
+def test_a_whole_number_on_the_exported_page(site: tuple[str, Network | Ensemble]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from tests.conftest import chromium_path
+    from tests.test_serve import draw_ring
+
+    url, model = site
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1300, "height": 800})
+        page.goto(url)
+        page.wait_for_selector("body[data-ready='1']")
+        page.click("#mode")
+        box = page.locator("#pad").bounding_box()
+        assert box is not None and box["width"] > 800
+        for centre in (140, 420, 700):
+            draw_ring(page, box["x"] + centre, box["y"] + box["height"] / 2)
+        page.wait_for_function("window.numeralState.pieces && "
+                               "window.numeralState.pieces.length === 3")
+        page.wait_for_timeout(300)
+        pieces = page.evaluate("window.numeralState.pieces")
+        text = page.get_attribute("#number", "data-text")
+        browser.close()
+    assert [p["box"][0] for p in pieces] == sorted(p["box"][0] for p in pieces)
+    inputs = np.array([p["input"] for p in pieces], np.float32) / 255
+    np.testing.assert_allclose([p["probabilities"] for p in pieces], model.predict_proba(inputs),
+                               rtol=0, atol=1e-4)
+    assert text is not None and len(text) == 3

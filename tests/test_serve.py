@@ -5,12 +5,12 @@ from __future__ import annotations
 import io
 import math
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,6 +26,7 @@ from numeral.serve.app import MAX_BODY_BYTES
 from numeral.serve.local import local_server
 from numeral.train.config import load_config
 from numeral.train.experiment import DataSource, run_experiment
+from tests.conftest import chromium_path
 
 
 @pytest.fixture(scope="module")
@@ -176,12 +177,14 @@ def server(model_path: Path) -> Iterator[str]:
         yield url
 
 
-def chromium_path() -> str:
-    pytest.importorskip("playwright")
-    path = os.environ.get("NUMERAL_CHROMIUM") or shutil.which("chromium")
-    if not path:
-        pytest.skip("no chromium on PATH (apt-get install chromium); .ci/run installs it")
-    return path
+def draw_ring(page: Any, cx: float, cy: float) -> None:
+    """The Tibetan zero (U+0F20) is a ring: one stroke of 48 mouse moves around (cx, cy)."""
+    page.mouse.move(cx + 80, cy)
+    page.mouse.down()
+    for i in range(1, 49):
+        angle = 2 * math.pi * i / 48
+        page.mouse.move(cx + 80 * math.cos(angle), cy + 95 * math.sin(angle))
+    page.mouse.up()
 
 
 def test_drawing_a_numeral_in_a_real_browser(server: str, tmp_path: Path) -> None:
@@ -196,13 +199,7 @@ def test_drawing_a_numeral_in_a_real_browser(server: str, tmp_path: Path) -> Non
         box = page.locator("#pad").bounding_box()
         assert box is not None
         cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-        # the Tibetan zero (U+0F20) is a ring: draw it as one stroke of 48 mouse moves
-        page.mouse.move(cx + 80, cy)
-        page.mouse.down()
-        for i in range(1, 49):
-            angle = 2 * math.pi * i / 48
-            page.mouse.move(cx + 80 * math.cos(angle), cy + 95 * math.sin(angle))
-        page.mouse.up()
+        draw_ring(page, cx, cy)
         page.wait_for_function("document.querySelector('#label').dataset.label !== ''")
         assert page.locator("#label").get_attribute("data-label") == "0"
         assert page.locator("#top3 li").count() == 3
@@ -222,3 +219,25 @@ def test_drawing_a_numeral_in_a_real_browser(server: str, tmp_path: Path) -> Non
         assert page.evaluate("""() => Array.from(document.querySelector("#looks-like")
             .getContext("2d").getImageData(0, 0, 28, 28).data).every((v) => v === 0)""")
         browser.close()
+
+
+def test_writing_a_whole_number_in_a_real_browser(server: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1300, "height": 800})
+        page.goto(server)
+        page.wait_for_selector("#reference figure")
+        page.click("#mode")  # the wide pad
+        box = page.locator("#pad").bounding_box()
+        assert box is not None and box["width"] > 800
+        for centre in (140, 420, 700):  # three zeros (rings), one after the other
+            draw_ring(page, box["x"] + centre, box["y"] + box["height"] / 2)
+            page.wait_for_function(f"document.querySelector('#boxes').dataset.count >= "
+                                   f"{(centre - 140) // 280 + 1}")  # read as the user writes
+        page.wait_for_function("document.querySelector('#number').dataset.text.length === 3")
+        text = page.get_attribute("#number", "data-text")
+        shown = page.inner_text("#number")
+        browser.close()
+    assert text == "000" and "༠༠༠" in shown

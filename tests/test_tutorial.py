@@ -26,7 +26,7 @@ def test_the_tutorial_runs(tibetan_path: Path, tmp_path: Path,
     import jupytext
     from nbclient import NotebookClient
 
-    monkeypatch.setenv("NUMERAL_DATA", str(tibetan_path))
+    monkeypatch.setenv("NUMERAL_DATA", str(tibetan_path.resolve()))  # the kernel runs elsewhere
     monkeypatch.setenv("NUMERAL_TUTORIAL_SAMPLE", "2500")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     book = jupytext.read(DOCS / "tutorial.md")

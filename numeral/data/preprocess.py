@@ -90,6 +90,14 @@ def open_image(source: Any, name: str = "image") -> Any:
     return img
 
 
+def read_path(path: str | Path) -> bytes:
+    """The bytes of an image file, or a DataError naming it."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}") from None
+
+
 def preprocess_image(
     source: Any, params: Preprocessing | None = None, name: str = "image"
 ) -> np.ndarray:
@@ -97,11 +105,7 @@ def preprocess_image(
     params = params or Preprocessing()
     image_mod = require_pillow()
     if isinstance(source, str | Path):
-        name = str(source)
-        try:
-            source = Path(source).read_bytes()
-        except OSError as exc:
-            raise DataError(f"cannot read {name}: {exc.strerror}") from None
+        source, name = read_path(source), str(source)
     img = open_image(source, name)
     try:
         if img.format == "JPEG":

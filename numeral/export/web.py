@@ -1,11 +1,12 @@
 """A draw-and-recognise page that runs the model in the browser: ``numeral export MODEL --web DIR``.
 
-DIR gets three files and needs nothing else, no server code and no network:
+DIR gets four files and needs nothing else, no server code and no network:
 
 ==============  ==========================================================================
 ``index.html``  the page: draw a numeral, see the top 3 as you draw, the 28x28 input
 ``numeral.js``  numeral's forward pass in about 200 lines of JavaScript (every layer type,
                 the input transforms, ensembles), evaluation mode
+``reader.js``   whole numbers: the numerals on the canvas found as numeral/read.py finds them
 ``model.js``    the model: its layers and float32 arrays (base64), class names, a typical
                 training image per class
 ==============  ==========================================================================
@@ -114,7 +115,7 @@ def export_web(model: Network | Ensemble, folder: str | Path) -> Path:
     text = "globalThis.NUMERAL_MODEL = " + json.dumps(model_json(model)) + ";\n"
     atomic_write(folder / "model.js", lambda fh: fh.write(text.encode()))
     static = resources.files("numeral.export") / "static"
-    for name in ("index.html", "numeral.js"):
+    for name in ("index.html", "numeral.js", "reader.js"):
         with resources.as_file(static / name) as source:
             shutil.copyfile(source, folder / name)
     return folder

@@ -69,14 +69,19 @@ def write_npz(path: str | os.PathLike[str], arrays: dict[str, Any]) -> None:
     atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
-def save_model(model: Any, path: str | os.PathLike[str]) -> None:
+def save_model(model: Any, path: str | os.PathLike[str], *, half: bool = False) -> None:
     """Write a network or an ensemble (anything with ``members``, each with ``describe()``)
-    to ``path`` atomically."""
+    to ``path`` atomically. ``half``: float32 arrays stored as float16 (half the size; loading
+    widens them to the network's dtype again)."""
     members = model.members
     arrays: dict[str, np.ndarray] = {}
     descs = []
     for i, net in enumerate(members):
         desc, net_arrays = net.describe()
+        if half:
+            desc = {**desc, "stored_as": "float16"}
+            net_arrays = {k: v.astype(np.float16) if v.dtype == np.float32 else v
+                          for k, v in net_arrays.items()}
         descs.append(desc)
         arrays.update({f"net{i}.{k}": v for k, v in net_arrays.items()})
     header = {

@@ -4,6 +4,8 @@
     POST /api/predict   an image (multipart field ``file``, or the raw body as
                         image/png, image/jpeg, ...) or JSON {"pixels": 28x28 grey values}
                         -> {"label", "class", "probabilities", "top3", "input", "model"}
+    POST /api/read      an image of a whole number (same forms but JSON) -> {"text",
+                        "digits": [{"class", "box", "top3", ...}], "confidence", "reason"}
     GET  /api/health    {"status": "ok"}
     GET  /api/model     architecture, classes, accuracy, preprocessing, reference images
     GET  /openapi.json  the schema (FastAPI)
@@ -78,6 +80,23 @@ PREDICT_OPENAPI: dict[str, Any] = {
 }
 
 
+READ_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {k: v for k, v in PREDICT_OPENAPI["requestBody"]["content"].items()
+                    if k != "application/json"},
+    },
+    "responses": {
+        "200": {"description": "the numerals read left to right: text, digits (class, box, "
+                               "top3, probability), confidence; an empty text with a reason "
+                               "when the image holds no number on one line"},
+        "413": {"description": "body too large"},
+        "415": {"description": "unsupported content type"},
+        "422": {"description": "not an image, or too large in pixels"},
+    },
+}
+
+
 def model_info(recognizer: Recognizer, path: Path) -> dict[str, Any]:
     model = recognizer.model
     nets = model.members
@@ -101,8 +120,12 @@ def model_info(recognizer: Recognizer, path: Path) -> dict[str, Any]:
 
 def create_app(model_path: str | Path) -> FastAPI:
     """The app serving the model at ``model_path`` (loaded once, at start)."""
-    path = Path(model_path)
+    from numeral.models import resolve_model
+    from numeral.read import NumberReader
+
+    path = resolve_model(model_path)
     recognizer = Recognizer.from_file(path)  # a missing or corrupt file fails here
+    reader = NumberReader(recognizer)
     info = model_info(recognizer, path)
     exemplars = recognizer.meta.get("exemplars") or []
     app = FastAPI(title="numeral", version="1", summary="Recognise handwritten numerals",
@@ -138,7 +161,31 @@ def create_app(model_path: str | Path) -> FastAPI:
         result = recognizer.recognize_image(image28)
         return {**result, "input": image28.tolist(), "model": info}
 
+    @app.post("/api/read", openapi_extra=READ_OPENAPI)
+    async def read(request: Request) -> dict[str, Any]:
+        data = await image_bytes(request)
+        try:
+            return reader.read(data, "the uploaded file")
+        except DataError as exc:
+            raise BadRequest(422, str(exc)) from None
+        except Exception as exc:  # a truncated image fails while decoding, in varied ways
+            raise BadRequest(422, f"the uploaded file is not a readable image ({exc})") from None
+
     return app
+
+
+async def image_bytes(request: Request) -> bytes:
+    """The image a request carries (multipart field 'file', or the raw body)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await read_body(request)
+    if not body:
+        raise BadRequest(422, "empty request: send an image file")
+    if content_type == "multipart/form-data":
+        return await uploaded_file(request, body)
+    if content_type in IMAGE_TYPES or content_type.startswith("image/"):
+        return body
+    raise BadRequest(415, f"unsupported content type {content_type or 'none'!r}: send "
+                          "multipart/form-data with a 'file', or an image body")
 
 
 async def read_body(request: Request) -> bytes:

@@ -1,0 +1,177 @@
+"""numeral.read: whole numbers read from composed photos, and the answers to images that
+hold none; the shipped model, found by name and inside a non-editable install."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import numeral
+from numeral.cli import main
+from numeral.data import Dataset, split
+from numeral.data.compose import Layout, compose_number
+from numeral.errors import DataError
+from numeral.predict import Recognizer
+from numeral.read import NumberReader
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def reader() -> NumberReader:
+    return NumberReader(Recognizer.from_file("tibetan"))
+
+
+@pytest.fixture(scope="module")
+def test_images(tibetan: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Numerals of writers the shipped model never saw... nor any other test image: the
+    shipped model trained on the random split's training part, so its test part."""
+    _, test = split(tibetan.y, tibetan.groups, "random", 0.2, 0)
+    return tibetan.images[test], tibetan.y[test]
+
+
+def png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_composed_numbers_are_read_left_to_right(
+        reader: NumberReader, test_images: tuple[np.ndarray, np.ndarray]) -> None:
+    images, labels = test_images
+    rng = np.random.default_rng(7)
+    right = 0
+    for _ in range(40):
+        pick = rng.choice(len(labels), int(rng.integers(2, 7)), replace=False)
+        reading = reader.read(compose_number(images[pick], rng))
+        truth = "".join(str(c) for c in labels[pick])
+        right += reading["text"] == truth
+        if reading["text"] == truth:
+            boxes = [d["box"] for d in reading["digits"]]
+            assert [b[0] for b in boxes] == sorted(b[0] for b in boxes)  # left to right
+            assert reading["tibetan"] == "".join(chr(0x0F20 + int(c)) for c in truth)
+    assert right >= 34  # 85 %: measured on many more in benchmarks/bench_read.py
+
+
+def test_one_numeral_and_scaled_photos_give_boxes_in_the_photos_pixels(
+        reader: NumberReader, test_images: tuple[np.ndarray, np.ndarray]) -> None:
+    images, labels = test_images
+    rng = np.random.default_rng(1)
+    photo = compose_number(images[:1], rng, Layout(height=(100, 100), specks=0))
+    one = reader.read(photo)
+    assert one["text"] == str(labels[0]) and len(one["digits"]) == 1
+    big = np.asarray(Image.fromarray(photo).resize((photo.shape[1] * 4, photo.shape[0] * 4)))
+    scaled = reader.read(big)  # read at WORK_SIDE, boxes given back in the photo's pixels
+    assert scaled["text"] == one["text"]
+    assert np.allclose(scaled["digits"][0]["box"], 4 * np.array(one["digits"][0]["box"]),
+                       atol=12)
+
+
+def test_images_without_a_number_get_an_empty_answer_and_its_reason(
+        reader: NumberReader, test_images: tuple[np.ndarray, np.ndarray]) -> None:
+    rng = np.random.default_rng(2)
+    blank = np.full((200, 500), 230, np.uint8)
+    assert reader.read(blank)["reason"].startswith("no ink found")
+    assert reader.read(blank)["text"] == ""
+    dark = np.zeros((50, 50), np.uint8)
+    assert reader.read(dark)["text"] == ""
+    specks = np.full((400, 1200), 235, np.uint8)
+    rows, cols = rng.integers(1, 399, 3000), rng.integers(1, 1199, 3000)
+    for dy in range(3):
+        for dx in range(3):
+            specks[rows + dy - 1, cols + dx - 1] = 20  # 3,000 marks of 3x3 pixels
+    started = time.perf_counter()
+    many = reader.read(specks)
+    assert many["text"] == "" and "marks" in many["reason"]
+    assert time.perf_counter() - started < 2
+    images, _ = test_images
+    first, second = (compose_number(images[k : k + 3], rng, Layout(height=(80, 80), specks=0))
+                     for k in (0, 3))
+    width = max(first.shape[1], second.shape[1])
+    two_lines = np.concatenate([np.pad(line, ((0, 0), (0, width - line.shape[1])),
+                                       constant_values=int(np.median(line)))
+                                for line in (first, second)])
+    lines = reader.read(two_lines)
+    assert lines["text"] == "" and "lines" in lines["reason"]
+
+
+def test_bad_files_are_one_line_errors(reader: NumberReader, tmp_path: Path) -> None:
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(DataError, match=r"broken\.png is not a readable image"):
+        reader.read(tmp_path / "broken.png")
+    with pytest.raises(DataError, match="empty"):
+        reader.read_grey(np.zeros((0, 5), np.float32))
+    with pytest.raises(DataError, match="cannot read"):
+        reader.read(tmp_path / "missing.png")
+    bomb = io.BytesIO()
+    Image.new("L", (9000, 9000)).save(bomb, format="PNG")  # 81 megapixels of nothing
+    with pytest.raises(DataError, match="too large"):
+        reader.read(bomb.getvalue())
+
+
+def test_read_command_and_api(tmp_path: Path, test_images: tuple[np.ndarray, np.ndarray],
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    from fastapi.testclient import TestClient
+
+    from numeral.serve import create_app
+
+    images, labels = test_images
+    photo = compose_number(images[10:14], np.random.default_rng(3), Layout(specks=0))
+    (tmp_path / "n.png").write_bytes(png(photo))
+    truth = "".join(str(c) for c in labels[10:14])
+    assert main(["read", str(tmp_path / "n.png"), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["text"] == truth and len(printed["digits"]) == 4
+    assert main(["read", str(tmp_path / "n.png")]) == 0
+    assert f"n.png: {truth}" in capsys.readouterr().out
+    client = TestClient(create_app("tibetan"))
+    answer = client.post("/api/read", files={"file": ("n.png", png(photo), "image/png")})
+    assert answer.status_code == 200 and answer.json()["text"] == truth
+    blank = client.post("/api/read", content=png(np.full((80, 200), 240, np.uint8)),
+                        headers={"content-type": "image/png"})
+    assert blank.status_code == 200 and blank.json()["text"] == ""
+    assert "no ink" in blank.json()["reason"]
+    junk = client.post("/api/read", content=b"not an image",
+                       headers={"content-type": "image/png"})
+    assert junk.status_code == 422 and "not a readable image" in junk.json()["error"]
+
+
+def test_the_shipped_model_by_name_and_by_default(tibetan: Dataset, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    model = numeral.load_model("tibetan")
+    assert model is not None and numeral.load_model().n_classes == 10
+    meta = model.members[0].meta
+    assert "CC BY-NC-SA 4.0" in meta["licence"] and meta["test_accuracy_random"] > 0.95
+    _, test = split(tibetan.y, tibetan.groups, "random", 0.2, 0)
+    accuracy = float(np.mean(model.predict(tibetan.X[test]) == tibetan.y[test]))
+    assert accuracy == pytest.approx(meta["test_accuracy_random"], abs=1e-4)
+    size = (ROOT / "numeral" / "models" / "tibetan.npz").stat().st_size
+    assert size <= 8_000_000
+    Image.fromarray(255 - tibetan.images[test[0]]).resize((140, 140)).save(tmp_path / "d.png")
+    assert main(["predict", str(tmp_path / "d.png"), "--json"]) == 0  # no model given
+    assert json.loads(capsys.readouterr().out)["label"] == tibetan.y[test[0]]
+
+
+def test_a_non_editable_install_carries_the_shipped_model(tmp_path: Path,
+                                                          tibetan_path: Path) -> None:
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--target", str(target), str(ROOT)], check=True,
+                   timeout=300)
+    script = ("import numeral, sys; from numeral.data import load; "
+              "assert numeral.__file__.startswith(sys.argv[1]), numeral.__file__; "
+              "ds = load(sys.argv[2]); m = numeral.load_model('tibetan'); "
+              "print((m.predict(ds.X[::50]) == ds.y[::50]).mean())")
+    done = subprocess.run([sys.executable, "-c", script, str(target), str(tibetan_path)],
+                          cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin"},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.strip().splitlines()[-1]) > 0.95
