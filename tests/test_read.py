@@ -170,7 +170,8 @@ def test_a_non_editable_install_carries_the_shipped_model(tmp_path: Path,
               "assert numeral.__file__.startswith(sys.argv[1]), numeral.__file__; "
               "ds = load(sys.argv[2]); m = numeral.load_model('tibetan'); "
               "print((m.predict(ds.X[::50]) == ds.y[::50]).mean())")
-    done = subprocess.run([sys.executable, "-c", script, str(target), str(tibetan_path)],
+    data = str(tibetan_path.resolve())  # the check runs in another folder
+    done = subprocess.run([sys.executable, "-c", script, str(target), data],
                           cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin"},
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
