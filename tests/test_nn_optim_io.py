@@ -170,3 +170,15 @@ def test_unreadable_model_files(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError):
         load_model(tmp_path / "cut.npz")
     assert zipfile.is_zipfile(tmp_path / "plain.npz")
+
+
+def test_files_written_atomically_get_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from numeral.nn.files import _UMASK, atomic_write
+
+    atomic_write(tmp_path / "f.txt", lambda fh: fh.write(b"x"))
+    mode = stat.S_IMODE(os.stat(tmp_path / "f.txt").st_mode)
+    assert mode == 0o666 & ~_UMASK  # not the temporary file's private 0o600
+    assert not list(tmp_path.glob(".f.txt.*"))  # no temporary file left

@@ -45,10 +45,15 @@ def _digest(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+_UMASK = os.umask(0o022)  # read once, at import (os.umask can only be read by setting it)
+os.umask(_UMASK)
+
+
 def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
     """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place.
 
-    A crash midway leaves the previous file (or none), never half of one.
+    A crash midway leaves the previous file (or none), never half of one. The file gets the
+    permissions a plain ``open(path, "w")`` would give it (the temporary file is private).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -58,6 +63,7 @@ def atomic_write(path: str | os.PathLike[str], write: Any) -> None:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
