@@ -39,6 +39,10 @@ LAYER_NETWORKS: dict[str, tuple[list[str], tuple[int, int, int]]] = {
                                    "tanh", "dropout 0.3", "dense 5"], (1, 7, 7)),
     "relu-channels": (["conv 4 2 stride=2", "relu", "conv 3 3 padding=valid", "identity",
                        "flatten", "dense 5"], (3, 8, 8)),
+    # tiled max pooling (stride = K) on a side K does not divide: the last row and column
+    # are in no window, and their gradient must be 0
+    "odd-side-tiled-pool": (["conv 3 3", "tanh", "maxpool 2", "flatten", "dense 5"],
+                            (1, 9, 9)),
 }
 
 

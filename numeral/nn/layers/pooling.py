@@ -65,7 +65,8 @@ class MaxPool2D(_Pool2D):
     Both loop over the offsets within a window, each step a whole-batch operation. When the
     windows tile the image (stride = K, the default) the forward pass takes the maximum over
     each window's columns first, then over those maxima's rows: 2 (K - 1) steps instead of
-    K^2 - 1, over fewer values (measured 4.5x faster for K = 2).
+    K^2 - 1, over fewer values (measured 4.5x faster for K = 2); and the backward pass writes
+    each offset's pixels once instead of adding into zeros (each pixel is in one window).
     """
 
     name = "maxpool"
@@ -141,8 +142,16 @@ class MaxPool2D(_Pool2D):
         if not need_dx:
             return None
         dx, pick, arg = buf["dx"], buf["pick"], buf["arg"]
-        dx[...] = 0.0
         k = self.kernel
+        if self.stride == self.kernel:  # windows tile: each pixel is in one window at most
+            _, ho, wo = self.out_shape
+            dx[:, :, ho * k :] = 0.0  # rows and columns no window covers
+            dx[:, :, :, wo * k :] = 0.0
+            for offset in range(k * k):  # dx at offset (u, v) = g where the max sat there
+                np.equal(arg, offset, out=buf["bigger"])
+                np.multiply(grad, buf["bigger"], out=self.at(dx, *divmod(offset, k)))
+            return dx
+        dx[...] = 0.0
         for offset in range(k * k):
             np.equal(arg, offset, out=pick)  # 1 where the max sat at this offset
             pick *= grad
