@@ -266,14 +266,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
             paths += found
         else:
             paths.append(path)
-    results = [recognizer.recognize_file(path) for path in paths]
+    results, failed = each_image(paths, recognizer.recognize_file)
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=1))
-        return 0
+        return failed
     for r in results:
+        if "error" in r:
+            continue
         top = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top3"])
         print(f"{r['image']}: {r['class']}   (top 3: {top})")
-    return 0
+    return failed
+
+
+def each_image(paths: Sequence[Path], work: Any) -> tuple[list[dict[str, Any]], int]:
+    """``work(path)`` for every image; one that cannot be read is named on stderr (and kept
+    in the results as its error) and the others go on. Exit status 2 if any failed."""
+    results: list[dict[str, Any]] = []
+    for path in paths:
+        try:
+            results.append({"image": str(path), **work(path)})
+        except NumeralError as exc:
+            print(f"numeral: error: {exc}", file=sys.stderr)
+            results.append({"image": str(path), "error": str(exc)})
+    return results, EXIT_ERROR if any("error" in r for r in results) else 0
 
 
 def cmd_read(args: argparse.Namespace) -> int:
@@ -281,12 +296,14 @@ def cmd_read(args: argparse.Namespace) -> int:
     from numeral.read import NumberReader
 
     reader = NumberReader(Recognizer.from_file(args.model))
-    results = [{"image": str(path), **reader.read(path)} for path in args.images]
+    results, failed = each_image(args.images, reader.read)
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=1,
                          ensure_ascii=False))
-        return 0
+        return failed
     for r in results:
+        if "error" in r:
+            continue
         if not r["text"]:
             print(f"{r['image']}: nothing read ({r['reason']})")
             continue
@@ -295,7 +312,7 @@ def cmd_read(args: argparse.Namespace) -> int:
         for d in r["digits"]:
             top = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in d["top3"])
             print(f"    {d['class']} at {d['box']}   (top 3: {top})")
-    return 0
+    return failed
 
 
 def cmd_report(args: argparse.Namespace) -> int:

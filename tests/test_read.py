@@ -179,3 +179,18 @@ def test_a_fresh_virtual_environment_gets_the_shipped_model(tmp_path: Path,
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert float(done.stdout.strip().splitlines()[-1]) > 0.95
+
+
+def test_one_unreadable_file_among_several_is_named_and_the_others_are_read(
+        tmp_path: Path, test_images: tuple[np.ndarray, np.ndarray],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    images, labels = test_images
+    Image.fromarray(255 - images[0]).resize((140, 140)).save(tmp_path / "good.png")
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    assert main(["predict", str(tmp_path / "bad.png"), str(tmp_path / "good.png")]) == 2
+    out, err = capsys.readouterr()
+    assert f"good.png: {labels[0]}" in out and "bad.png" not in out
+    assert err.count("\n") == 1 and "bad.png is not a readable image" in err
+    assert main(["read", str(tmp_path / "bad.png"), str(tmp_path / "good.png"), "--json"]) == 2
+    both = json.loads(capsys.readouterr().out)
+    assert "error" in both[0] and both[1]["text"] == str(labels[0])

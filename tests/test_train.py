@@ -51,6 +51,11 @@ def test_every_preset_loads_and_validates() -> None:
         (["augment_until=0"], "'augment_until'.*must be in \\(0, 1\\]"),
         (["epochs"], "expected key=value"),
         (["latent_layer=2"], "'latent_layer'.*must index one of the 2 hidden layers"),
+        (['layers=["conv 8 30", "flatten", "dense 10"]', "dropout=0"],  # before data loads
+         "'layers'.*conv 8 30 does not fit in a 28x28 input.*on \\(1, 28, 28\\) inputs"),
+        (['layers=["conv 8 3", "maxpool 2", "conv 8 9"]', "input_shape=[1, 16, 16]",
+          "dropout=0"],
+         "'layers'.*does not fit"),
     ],
 )
 def test_bad_configs_are_rejected_naming_the_key(overrides: list[str], message: str) -> None:

@@ -196,6 +196,8 @@ def validate(c: Config, origin: str = "config") -> None:
         raise bad("dropout", "is a layer when `layers` is given: add 'dropout P' where it goes")
     if any(s < 1 for s in c.input_shape) or len(c.input_shape) not in (0, 1, 3):
         raise bad("input_shape", "must be [values] or [channels, height, width], all >= 1")
+    if c.layers:  # that the layers fit a 28x28 image, before any data is loaded
+        check_layers_fit(c, bad)
     if not c.layers and not -len(c.hidden) <= c.latent_layer < len(c.hidden):
         raise bad("latent_layer", f"must index one of the {len(c.hidden)} hidden layers")
     if c.early_stopping and not c.val_fraction:
@@ -205,6 +207,23 @@ def validate(c: Config, origin: str = "config") -> None:
             raise ConfigError(f"study variant {name!r} ({origin}) must be a table of overrides")
         from_dict({**{k: v for k, v in c.to_dict().items() if k != "study"}, **overrides},
                   origin=f"{origin}, study variant {name!r}")
+
+
+def check_layers_fit(c: Config, bad: Any) -> None:
+    """Build the layer list (with the input transforms the trainer puts first) on the 784
+    values numeral.data gives, or on ``input_shape``: a layer that does not fit is named."""
+    from numeral.nn import Network
+    from numeral.nn.network import default_input_shape
+
+    transforms = [c.input_transform] if isinstance(c.input_transform, str) else c.input_transform
+    for transform in transforms:
+        layers = [f"gamma {c.input_gamma:g}"] if c.input_gamma != 1.0 else []
+        layers += [] if transform == "none" else [transform]
+        shape = c.input_shape or default_input_shape(parse_layer((layers or c.layers)[0]), 784)
+        try:
+            Network.from_layers([*layers, *c.layers], tuple(shape), init="zeros")
+        except InputError as exc:
+            raise bad("layers", f"{exc} (on {tuple(shape)} inputs)") from None
 
 
 def presets() -> list[str]:
