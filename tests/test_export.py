@@ -253,3 +253,17 @@ def test_a_whole_number_on_the_exported_page(site: tuple[str, Network | Ensemble
     np.testing.assert_allclose([p["probabilities"] for p in pieces], model.predict_proba(inputs),
                                rtol=0, atol=1e-4)
     assert text is not None and len(text) == 3
+
+
+def test_the_pages_reader_splits_touching_numerals(tmp_path: Path) -> None:
+    if NODE is None:
+        pytest.skip("node is not installed")
+    export_web(numeral.load_model(str(FIXTURES / "format1-plain.npz")), tmp_path)
+    done = subprocess.run([NODE, str(Path(__file__).parent / "js" / "segment.js"),
+                           str(tmp_path)], capture_output=True, text=True, check=True)
+    found = json.loads(done.stdout)
+    assert len(found["apart"]) == 2 and len(found["touching"]) == 2  # one component, cut
+    (a0, a1), (b0, b1) = found["touching"]
+    assert a0 < a1 <= b0 < b1 and 125 <= a1 <= 155  # near the thin middle
+    assert found["scored"][0][1] > found["touching"][0][1]  # the score chose another cut
+    assert "no ink" in found["blank"]["reason"] and "2 lines" in found["lines"]["reason"]

@@ -1,12 +1,12 @@
 // Whole numbers on the page's canvas, as numeral/read.py finds them in a photo: connected
 // components of the ink, specks dropped, the parts of one numeral merged, pieces smaller than
-// half a numeral joined to their nearest neighbour, numerals that touch cut where their ink is
-// thinnest. The canvas is white ink on black, so the photo steps (inverting, flattening uneven
+// half a numeral joined to their nearest neighbour, numerals that touch cut where the model
+// reads the pieces most surely (among columns of thin ink near the even cuts). The canvas is white ink on black, so the photo steps (inverting, flattening uneven
 // light, Otsu's threshold) are not needed: ink is what is brighter than 20 % of the brightest.
 "use strict";
 
 (function (root) {
-  const SPECK = 0.03, ASPECT = 0.96, MAX_PIECES = 60;
+  const SPECK = 0.03, ASPECT = 0.96, MAX_PIECES = 60, CUT_TRIES = 7;
 
   // 8-connected components of mask (W x H): a label per pixel (0: none) and each one's box.
   function components(mask, W, H) {
@@ -84,7 +84,7 @@
 
   // The numerals of a grey image (white ink on black): [{x0, y0, x1, y1, grey}] left to right,
   // grey being the piece's own ink (w x h); or {reason} when there is no number on one line.
-  function segment(grey, W, H) {
+  function segment(grey, W, H, score) {
     let peak = 0;
     for (const v of grey) peak = Math.max(peak, v);
     if (peak < 40) return {reason: "no ink found: the pad is blank"};
@@ -109,27 +109,45 @@
         const p = (s.y0 + r) * W + s.x0 + c;
         if (own.has(labels[p])) region[r * w + c] = grey[p];
       }
-      pieces.push(...splitTouching(region, w, h, s.x0, s.y0, height));
+      pieces.push(...splitTouching(region, w, h, s.x0, s.y0, height, score));
     }
     if (pieces.length > MAX_PIECES) return {reason: `${pieces.length} marks: not a number`};
     return pieces;
   }
 
-  function splitTouching(region, w, h, x, y, height) {
+  // One numeral, or several that touch: a piece wider than a numeral is cut near each of its
+  // even cuts, at the thinnest ink, or (given score, the recogniser's confidence in a list of
+  // pieces) at whichever of 7 columns near there makes the surest pieces, as read.py does.
+  function splitTouching(region, w, h, x, y, height, score) {
     const width = ASPECT * height, count = w > 1.5 * width ? Math.round(w / width) : 1;
-    const cuts = [0];
-    if (count > 1) {
-      const columns = new Float64Array(w);
-      for (let r = 0; r < h; r++) for (let c = 0; c < w; c++) columns[c] += region[r * w + c];
-      for (let j = 1; j < count; j++) {
-        const target = j * w / count, lo = Math.floor(target - 0.25 * w / count);
-        const hi = Math.floor(target + 0.25 * w / count) + 1;
-        let at = lo;
-        for (let c = lo; c < hi; c++) if (columns[c] < columns[at]) at = c;
-        cuts.push(at);
-      }
+    const columns = new Float64Array(w);
+    for (let r = 0; r < h; r++) for (let c = 0; c < w; c++) columns[c] += region[r * w + c];
+    const windows = [];
+    for (let j = 1; j < count; j++) {
+      const target = j * w / count, lo = Math.floor(target - 0.25 * w / count);
+      const hi = Math.floor(target + 0.25 * w / count) + 1;
+      let thinnest = lo;
+      for (let c = lo; c < hi; c++) if (columns[c] < columns[thinnest]) thinnest = c;
+      const tries = new Set([thinnest]);
+      for (let t = 0; t < CUT_TRIES; t++) tries.add(Math.floor(lo + t * (hi - 1 - lo) / (CUT_TRIES - 1)));
+      windows.push([...tries].sort((a, b) => a - b));
     }
-    cuts.push(w);
+    let chosen = windows.map((win) => win.reduce((a, c) => (columns[c] < columns[a] ? c : a)));
+    const piecesAt = (at) => cut(region, w, h, x, y, [0, ...at, w]);
+    if (score) {  // each cut in turn, the others held, left to right
+      windows.forEach((win, j) => {
+        let best = chosen, top = -Infinity;
+        for (const c of win) {
+          const at = [...chosen.slice(0, j), c, ...chosen.slice(j + 1)], s = score(piecesAt(at));
+          if (s > top) { top = s; best = at; }
+        }
+        chosen = best;
+      });
+    }
+    return piecesAt(chosen);
+  }
+
+  function cut(region, w, h, x, y, cuts) {
     const out = [];
     for (let k = 0; k + 1 < cuts.length; k++) {
       const a = cuts[k], b = cuts[k + 1];
