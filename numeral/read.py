@@ -166,21 +166,19 @@ def merge_overlapping(parts: list[tuple[tuple[slice, slice], int]]) -> list[list
 def attach_fragments(groups: list[list[Any]], height: float) -> list[list[Any]]:
     """A group smaller than half a numeral both ways is a piece of one (a stroke the pen broke
     off): it joins the group nearest to it along the line."""
-    def span(group: list[Any]) -> tuple[int, int, int, int]:
-        return (min(b[1].start for b, _ in group), max(b[1].stop for b, _ in group),
-                min(b[0].start for b, _ in group), max(b[0].stop for b, _ in group))
-
-    whole = [g for g in groups if max(span(g)[1] - span(g)[0], span(g)[3] - span(g)[2])
-             >= 0.5 * height]
+    spans = [(min(b[1].start for b, _ in g), max(b[1].stop for b, _ in g),
+              min(b[0].start for b, _ in g), max(b[0].stop for b, _ in g)) for g in groups]
+    whole = [i for i, (x0, x1, y0, y1) in enumerate(spans)
+             if max(x1 - x0, y1 - y0) >= 0.5 * height]
     if not whole:
         return groups
-    for group in groups:
-        if any(group is g for g in whole):
-            continue
-        x0, x1, _, _ = span(group)
-        nearest = min(whole, key=lambda g: max(span(g)[0] - x1, x0 - span(g)[1], 0))
-        nearest.extend(group)
-    return sorted(whole, key=lambda g: span(g)[0])
+    for i, (x0, x1, _, _) in enumerate(spans):
+        if i not in whole:
+            nearest = min(whole, key=lambda j: max(spans[j][0] - x1, x0 - spans[j][1], 0))
+            groups[nearest].extend(groups[i])
+            a, b = spans[nearest], spans[i]  # the joined group's span
+            spans[nearest] = (min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3]))
+    return [groups[i] for i in sorted(whole, key=lambda j: spans[j][0])]
 
 
 Score = Callable[[list["Piece"]], float]

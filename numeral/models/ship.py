@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from numeral.data import load, split
+from numeral.data import load
 from numeral.errors import NumeralError
 from numeral.models import LICENCE, SHIPPED
 from numeral.nn import Ensemble, Network
 from numeral.nn.files import save_model
 from numeral.nn.serialize import load_model
+from numeral.train.experiment import held_out
 
 MAX_SIZE = 8_000_000  # bytes
 MAX_LOSS = 0.0005  # accuracy the float16 file may lose against float32 (0.05 point)
@@ -30,9 +31,8 @@ MAX_LOSS = 0.0005  # accuracy the float16 file may lose against float32 (0.05 po
 def test_accuracy(model: Network | Ensemble, run: Path) -> tuple[float, int]:
     """Accuracy on the test split the run was trained beside, and its size."""
     info = json.loads((run / "run.json").read_text())
-    meta = model.members[0].meta
     ds = load(info["source"]["data"])
-    _, test = split(ds.y, ds.groups, meta["split"], meta["test_fraction"], meta["split_seed"])
+    test = held_out(ds, model.members[0].meta)
     return float(np.mean(model.predict(ds.X[test]) == ds.y[test])), len(test)
 
 

@@ -18,6 +18,8 @@ from numeral.errors import ConfigError, InputError
 from numeral.nn.constraints import CONSTRAINTS as NN_CONSTRAINTS
 from numeral.nn.constraints import NON_NEGATIVE, UNIT, Constraint, Interval, Options, violation
 from numeral.nn.layers import parse_layer
+from numeral.nn.layers.base import Shape
+from numeral.nn.network import default_input_shape
 from numeral.nn.optim import OPTIMISERS
 from numeral.nn.schedules import SCHEDULES
 
@@ -209,21 +211,29 @@ def validate(c: Config, origin: str = "config") -> None:
                   origin=f"{origin}, study variant {name!r}")
 
 
+def network_layers(c: Config, transform: str, width: int = 784) -> tuple[list[str], Shape]:
+    """The layer list of a network of ``c`` whose input transform is ``transform`` (gamma and
+    the transform first, then ``c.layers``), and the input shape it reads: ``input_shape``, or
+    what the first layer needs of ``width`` values."""
+    first = [f"gamma {c.input_gamma:g}"] if c.input_gamma != 1.0 else []
+    first += [] if transform == "none" else [transform]
+    layers = [*first, *c.layers]
+    shape = tuple(c.input_shape) or default_input_shape(parse_layer(layers[0]), width)
+    return layers, shape
+
+
 def check_layers_fit(c: Config, bad: Any) -> None:
     """Build the layer list (with the input transforms the trainer puts first) on the 784
     values numeral.data gives, or on ``input_shape``: a layer that does not fit is named."""
     from numeral.nn import Network
-    from numeral.nn.network import default_input_shape
 
     transforms = [c.input_transform] if isinstance(c.input_transform, str) else c.input_transform
     for transform in transforms:
-        layers = [f"gamma {c.input_gamma:g}"] if c.input_gamma != 1.0 else []
-        layers += [] if transform == "none" else [transform]
-        shape = c.input_shape or default_input_shape(parse_layer((layers or c.layers)[0]), 784)
+        layers, shape = network_layers(c, transform)
         try:
-            Network.from_layers([*layers, *c.layers], tuple(shape), init="zeros")
+            Network.from_layers(layers, shape, init="zeros")
         except InputError as exc:
-            raise bad("layers", f"{exc} (on {tuple(shape)} inputs)") from None
+            raise bad("layers", f"{exc} (on {shape} inputs)") from None
 
 
 def presets() -> list[str]:

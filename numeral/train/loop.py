@@ -28,10 +28,9 @@ from numeral.data.augment import Augmentation, Augmenter
 from numeral.errors import ConfigError
 from numeral.nn import DivergenceError, Ensemble, Network, Optimizer, learning_rate
 from numeral.nn.files import write_npz
-from numeral.nn.layers import parse_layer
 from numeral.nn.losses import softmax
-from numeral.nn.network import Signature, default_input_shape
-from numeral.train.config import Config
+from numeral.nn.network import Signature
+from numeral.train.config import Config, network_layers
 from numeral.train.metrics import cross_entropy
 from numeral.train.watch import Observer, hidden_histogram, principal_2d
 
@@ -146,13 +145,9 @@ class Trainer:
         c = self.config
         width = self.train.X.shape[1]
         if c.layers:  # any network; the input transforms lead its layer list
-            transform = self.transform_of(member)
-            layers = [f"gamma {c.input_gamma:g}"] if c.input_gamma != 1.0 else []
-            layers += [] if transform == "none" else [transform]
-            shape = c.input_shape or default_input_shape(parse_layer((layers or c.layers)[0]),
-                                                         width)
-            net = Network.from_layers([*layers, *c.layers], shape, init=c.init,
-                                      seed=c.seed + member, dtype=c.dtype)
+            layers, shape = network_layers(c, self.transform_of(member), width)
+            net = Network.from_layers(layers, shape, init=c.init, seed=c.seed + member,
+                                      dtype=c.dtype)
             if net.n_classes != self.n_classes:
                 raise ConfigError(f"config key 'layers': the last layer gives {net.n_classes} "
                                   f"scores, but the data has {self.n_classes} classes; end "

@@ -225,12 +225,29 @@ def trial_config(base: Config, settings: dict[str, Any], seed: int) -> dict[str,
 
 
 # ------------------------------------------------------------------ one trial (on a worker)
+class ValidationScore:
+    """An observer (numeral.train.watch) that keeps the trained model's probabilities on the
+    run's validation split, from the data and model the run already holds."""
+
+    probs: np.ndarray
+    y: np.ndarray
+
+    def start(self, config: Any, data: Any) -> None:
+        pass
+
+    def epoch(self, row: dict[str, float], net: Any) -> None:
+        pass
+
+    def finish(self, model: Any, data: Any, evaluation: dict[str, Any], out: Path) -> None:
+        assert data.val is not None  # trial_config always carves one
+        self.probs, self.y = model.predict_proba(data.val.X), data.val.y
+
+
 def run_trial(config: dict[str, Any], source: dict[str, Any], run_dir: str,
               resume: bool) -> dict[str, Any]:
     """Train one trial into ``run_dir`` and score it on its validation split. Runs in a Ray
     worker (or in-process); never raises: a failure comes back as its one-line message."""
-    from numeral import load_model
-    from numeral.train.experiment import DataSource, prepare_data, run_experiment
+    from numeral.train.experiment import DataSource, run_experiment
 
     started = time.perf_counter()
     out = Path(run_dir)
@@ -244,12 +261,10 @@ def run_trial(config: dict[str, Any], source: dict[str, Any], run_dir: str,
             log(f"resuming from {out / 'checkpoint.npz'}")
         try:
             cfg = from_dict(config, origin=f"trial {out.name}")
+            scored = ValidationScore()
             run_experiment(cfg, DataSource(**source), out, resume=resume, progress=False,
-                           log=log)
-            data = prepare_data(cfg, DataSource(**source))
-            assert data.val is not None
-            probs = load_model(str(out / "model.npz")).predict_proba(data.val.X)
-            y = data.val.y
+                           log=log, observers=[scored])
+            probs, y = scored.probs, scored.y
             picked = np.clip(probs[np.arange(len(y)), y], 1e-12, None)
             with open(out / "metrics.csv") as fh:
                 epochs = sum(1 for _ in fh) - 1
