@@ -76,8 +76,8 @@ def prepare_data(config: Config, source: DataSource) -> RunData:
         how = "given train/test files"
     else:
         path = resolve_data_path(source.data)
-        source.data = str(path)
         full = load(path)
+        source.data = str(path.absolute())  # run.json: found again from any folder
         train_idx, test_idx = split(
             full.y, full.groups, config.split, config.test_fraction, config.split_seed
         )
