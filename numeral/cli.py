@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="preset name or TOML file (default: baseline)")
     add_data_args(p)
     p.add_argument("--split", choices=["random", "sheet"], help="override the config's split")
-    p.add_argument("--epochs", type=int, help="override the config's number of epochs")
+    p.add_argument("--epochs", type=int,
+                   help="override the config's number of epochs (of every committee member)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config key (value parsed as TOML), repeatable")
     p.add_argument("--out", type=Path, help="run directory (default: runs/<config name>)")
@@ -147,14 +148,12 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 # ------------------------------------------------------------------ commands
 def cmd_train(args: argparse.Namespace) -> int:
-    from numeral.train.config import load_config
+    from numeral.train.config import load_config, with_epochs
     from numeral.train.experiment import DataSource, run_experiment
 
     overrides = list(args.set)
     if args.split:
         overrides.append(f'split="{args.split}"')
-    if args.epochs is not None:
-        overrides.append(f"epochs={args.epochs}")
     source = DataSource(args.data, args.train, args.test)
     if args.resume:
         out = args.resume
@@ -167,6 +166,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = load_config(args.config or "baseline", overrides)
         out = args.out or Path("runs") / config.name
+    if args.epochs is not None:  # every network of a committee, whatever its members say
+        config = with_epochs(config, args.epochs)
     log = print if args.quiet else _log_above_bar
     observers: list[Any] = []
     if args.tensorboard:

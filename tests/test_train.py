@@ -56,6 +56,12 @@ def test_every_preset_loads_and_validates() -> None:
         (['layers=["conv 8 3", "maxpool 2", "conv 8 9"]', "input_shape=[1, 16, 16]",
           "dropout=0"],
          "'layers'.*does not fit"),
+        (["members=[{seed=1}]"], "'members'.*member 1 sets 'seed'.*set it outside"),
+        (["members=[{}, {layers=['conv 8 30', 'flatten', 'dense 10']}]"],
+         "'dropout' .preset baseline, member 2.: is a layer"),
+        (["dropout=0", "members=[{}, {layers=['conv 8 30', 'flatten', 'dense 10']}]"],
+         "'layers' .preset baseline, member 2.: conv 8 30 does not fit"),
+        (["members=[{epochs=0}]"], "'epochs' .preset baseline, member 1.: must be >= 1"),
     ],
 )
 def test_bad_configs_are_rejected_naming_the_key(overrides: list[str], message: str) -> None:
@@ -405,11 +411,69 @@ def test_augment_until_leaves_the_last_epochs_undistorted(tibetan: Dataset) -> N
     config = load_config("baseline", ["epochs=8", "augment=true", "augment_until=0.75",
                                       "batch_size=100", "shuffle=false"])
     trainer = Trainer(config, train, progress=False)
-    assert [trainer.distorts(e) for e in range(1, 9)] == [True] * 6 + [False] * 2
+    assert [trainer.distorts(config, e) for e in range(1, 9)] == [True] * 6 + [False] * 2
     rng = np.random.default_rng(0)
-    clean = np.concatenate([X for X, _ in trainer.batches(train.X, rng, rng, distort=False)])
+    clean = np.concatenate([X for X, _ in trainer.batches(config, train.X, rng, rng,
+                                                          distort=False)])
     np.testing.assert_array_equal(clean, train.X)  # the images as written
-    warped = np.concatenate([X for X, _ in trainer.batches(train.X, rng, rng, distort=True)])
+    warped = np.concatenate([X for X, _ in trainer.batches(config, train.X, rng, rng,
+                                                           distort=True)])
     assert np.abs(warped - train.X).mean() > 0.01
-    plain = Trainer(config.replace(augment=False), train, progress=False)
-    assert not any(plain.distorts(e) for e in range(1, 9))
+    plain = config.replace(augment=False)
+    assert not any(Trainer(plain, train, progress=False).distorts(plain, e) for e in range(1, 9))
+
+
+def test_a_committee_of_different_networks_trains_resumes_and_saves(
+    tibetan: Dataset, tmp_path: Path
+) -> None:
+    """`members`: an orientation MLP for 2 epochs and a CNN for 1, in one committee."""
+    from numeral.nn import Ensemble
+    from numeral.train.loop import Split, Trainer
+
+    pick = np.random.default_rng(5).permutation(len(tibetan.y))
+    train = Split(tibetan.X[pick[:1500]], tibetan.y[pick[:1500]])
+    test = Split(tibetan.X[pick[1500:2000]], tibetan.y[pick[1500:2000]])
+    config = load_config("baseline", [
+        "hidden=[32]", "epochs=2", "ensemble=2", "batch_size=100", "input_gamma=0.5",
+        "members=[{input_transform='orientation'}, {epochs=1, dropout=0, lr=0.003, "
+        "layers=['conv 4 3', 'relu', 'maxpool 2', 'flatten', 'dropout 0.3', 'dense 10']}]"])
+    whole = Trainer(config, train, test=test, progress=False).run()
+    model = whole.model
+    assert isinstance(model, Ensemble)
+    mlp, cnn = model.members
+    assert mlp.input_transform == "orientation" and mlp.sizes == [784, 32, 10]
+    assert [type(layer).__name__ for layer in cnn.layers[:2]] == ["Gamma", "Conv2D"]
+    assert [(r["member"], r["epoch"]) for r in whole.history] == [(0, 1), (0, 2), (1, 1)]
+    assert whole.history[-1]["lr"] <= 0.003 and np.mean(model.predict(test.X) == test.y) > 0.5
+
+    def stop_in_the_cnn(row: dict[str, float]) -> None:
+        if row["member"] == 1:
+            raise KeyboardInterrupt
+
+    checkpoint = tmp_path / "checkpoint.npz"
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config, train, test=test, progress=False, checkpoint=checkpoint,
+                on_epoch=stop_in_the_cnn).run()
+    resumed = Trainer(config, train, test=test, progress=False).run(resume=checkpoint).model
+    assert isinstance(resumed, Ensemble)
+    for a, b in zip(model.members, resumed.members, strict=True):
+        assert np.array_equal(a.flat, b.flat)  # bit-identical on one machine
+    model.save(str(tmp_path / "m.npz"))
+    back = numeral.load_model(str(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(back.predict_proba(test.X), model.predict_proba(test.X))
+
+
+def test_a_dropout_layer_drops_in_training(tibetan: Dataset) -> None:
+    """A `layers` network's "dropout P" is active in training (it once was not: the loop
+    only drew dropout masks for the MLP shorthand's `dropout` key)."""
+    from numeral.train.loop import Split, Trainer
+
+    train = Split(tibetan.X[:600], tibetan.y[:600])
+    nets = {}
+    for p in (0.0, 0.5):
+        config = load_config("baseline", [
+            "epochs=1", "batch_size=100", "dropout=0",
+            f"layers=['dense 32', 'relu', 'dropout {p}', 'dense 10']"])
+        nets[p] = Trainer(config, train, progress=False).run().model
+    assert isinstance(nets[0.0], Network) and isinstance(nets[0.5], Network)
+    assert not np.allclose(nets[0.0].flat, nets[0.5].flat, rtol=1e-3)

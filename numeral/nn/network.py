@@ -294,7 +294,8 @@ class Network:
 
     @property
     def dropout(self) -> float:
-        return next((layer.p for layer in self.layers if isinstance(layer, Dropout)), 0.0)
+        """The largest dropout rate of the network's Dropout layers (0.0 without any)."""
+        return max((layer.p for layer in self.layers if isinstance(layer, Dropout)), default=0.0)
 
     @property
     def standardizer(self) -> Standardize | None:

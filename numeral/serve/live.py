@@ -35,6 +35,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
 from numeral.errors import NumeralError
 from numeral.nn import Ensemble, Network
+from numeral.train.config import member_epochs
 from numeral.train.loop import set_weights, weights_of
 from numeral.train.watch import Probe
 
@@ -145,7 +146,7 @@ class LiveView:
                                        daemon=True)
         self.worker.start()
         self.publish("setup", {
-            "name": config.name, "epochs": config.epochs, "members": config.ensemble,
+            "name": config.name, "epochs": member_epochs(config), "members": config.ensemble,
             "classes": list(data.train.class_names),
             "shown": {"labels": self.probe.shown_y.tolist(),
                       "images": np.round(255 * images).astype(int).tolist()},

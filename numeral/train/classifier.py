@@ -88,6 +88,7 @@ class Classifier:
         augment_elastic: float = 0.0,
         augment_until: float = 1.0,
         ensemble: int = 1,
+        members: tuple[dict[str, Any], ...] | list[dict[str, Any]] = (),
         seed: int = 0,
         verbose: bool = False,
     ) -> None:
@@ -126,6 +127,7 @@ class Classifier:
         self.augment_elastic = augment_elastic
         self.augment_until = augment_until
         self.ensemble = ensemble
+        self.members = members
         self.seed = seed
         self.verbose = verbose
 

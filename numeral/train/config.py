@@ -84,6 +84,9 @@ class Config:
     augment_until: float = 1.0  # fraction of the epochs that see distorted images; the last
     # ones (1 - augment_until) train on the images as written, at the schedule's low rates
     ensemble: int = 1  # networks trained with seeds seed, seed+1, ...; probabilities averaged
+    # a committee of different networks: tables of overrides that the members take in turn
+    # ([[members]] tables in TOML; see the best preset). Any key but the data's and the run's.
+    members: list[dict[str, Any]] = field(default_factory=list)
     seed: int = 0
     # what the report records
     train_metrics_sample: int = 0  # learning curves: the training loss/error of a fixed random
@@ -148,6 +151,10 @@ def _check_type(key: str, value: Any, expected: Any, origin: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise fail()
         return value
+    if expected == list[dict[str, Any]]:
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise fail()
+        return value
     if expected == list[int]:
         if not isinstance(value, list) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
@@ -204,11 +211,44 @@ def validate(c: Config, origin: str = "config") -> None:
         raise bad("latent_layer", f"must index one of the {len(c.hidden)} hidden layers")
     if c.early_stopping and not c.val_fraction:
         raise bad("early_stopping", "needs val_fraction > 0 (a validation split)")
+    for i, overrides in enumerate(c.members):
+        fixed = sorted(RUN_KEYS & overrides.keys())
+        if fixed:
+            raise ConfigError(f"config key 'members' ({origin}): member {i + 1} sets {fixed[0]!r}, "
+                              f"which is the same for every member; set it outside [[members]]")
+        member_config(c, i, origin)
     for name, overrides in c.study.items():
         if not isinstance(overrides, dict):
             raise ConfigError(f"study variant {name!r} ({origin}) must be a table of overrides")
         from_dict({**{k: v for k, v in c.to_dict().items() if k != "study"}, **overrides},
                   origin=f"{origin}, study variant {name!r}")
+
+
+# keys that hold for a whole run, not one member of its committee
+RUN_KEYS = frozenset(("name", "description", "split", "test_fraction", "split_seed",
+                      "val_fraction", "ensemble", "seed", "members", "study",
+                      "train_metrics_sample", "snapshot_epochs", "latent_layer"))
+
+
+def member_config(c: Config, member: int, origin: str = "config") -> Config:
+    """The settings ensemble member ``member`` trains with: ``c`` with the member's table of
+    ``members`` (taken in turn) applied; ``c`` itself when there are none."""
+    if not c.members:
+        return c
+    overrides = c.members[member % len(c.members)]
+    return from_dict({**c.to_dict(), **overrides, "members": [], "study": {}},
+                     origin=f"{origin}, member {member % len(c.members) + 1}")
+
+
+def with_epochs(c: Config, epochs: int) -> Config:
+    """``c`` with every network trained for ``epochs`` (its members' own epochs dropped)."""
+    members = [{k: v for k, v in m.items() if k != "epochs"} for m in c.members]
+    return c.replace(epochs=epochs, members=members)
+
+
+def member_epochs(c: Config) -> list[int]:
+    """The epochs of each ensemble member, in training order."""
+    return [member_config(c, m).epochs for m in range(c.ensemble)]
 
 
 def network_layers(c: Config, transform: str, width: int = 784) -> tuple[list[str], Shape]:

@@ -30,7 +30,7 @@ from numeral.nn import DivergenceError, Ensemble, Network, Optimizer, learning_r
 from numeral.nn.files import write_npz
 from numeral.nn.losses import softmax
 from numeral.nn.network import Signature
-from numeral.train.config import Config, network_layers
+from numeral.train.config import Config, member_config, network_layers
 from numeral.train.metrics import cross_entropy
 from numeral.train.watch import Observer, hidden_histogram, principal_2d
 
@@ -106,13 +106,10 @@ class Trainer:
         self.progress = progress
         self.log = log or (lambda message: None)
         self.on_epoch = on_epoch or (lambda row: None)  # called once an epoch is checkpointed
-        c = config
-        self.augmenter = (
-            Augmenter(Augmentation(c.augment_shift, c.augment_rotate, c.augment_scale,
-                                   c.augment_shear, c.augment_elastic))
-            if c.augment else None
-        )
-        self.snapshot_epochs = c.snapshot_epochs or default_snapshot_epochs(c.epochs)
+        self._member_configs: dict[int, Config] = {}  # see member_config
+        self._augmenters: dict[Augmentation, Augmenter] = {}
+        first = self.member_config(0)
+        self.snapshot_epochs = config.snapshot_epochs or default_snapshot_epochs(first.epochs)
         self.history: list[dict[str, float]] = []
         self.snapshots: dict[str, np.ndarray] = {}
         self.members: list[Weights] = []  # what the finished ensemble members learned
@@ -122,10 +119,24 @@ class Trainer:
         self._images: dict[tuple[int, Signature], np.ndarray] = {}
         self._prepared: dict[tuple[int, Signature], np.ndarray] = {}
 
+    def member_config(self, member: int) -> Config:
+        """The settings of ensemble member ``member`` (``config.members``, taken in turn)."""
+        if member not in self._member_configs:
+            self._member_configs[member] = member_config(self.config, member)
+        return self._member_configs[member]
+
     def transform_of(self, member: int) -> str:
         """The input transform of ensemble member ``member`` (a list is taken in turn)."""
-        t = self.config.input_transform
+        t = self.member_config(member).input_transform
         return t if isinstance(t, str) else t[member % len(t)]
+
+    def augmenter(self, c: Config) -> Augmenter | None:
+        """The distortions of a member's settings ``c`` (None without augmentation)."""
+        if not c.augment:
+            return None
+        how = Augmentation(c.augment_shift, c.augment_rotate, c.augment_scale, c.augment_shear,
+                           c.augment_elastic)
+        return self._augmenters.setdefault(how, Augmenter(how))
 
     def inputs(self, split: Split, net: Network, images: bool = False) -> np.ndarray:
         """``split``'s X as ``net``'s first layer sees it (with ``images``: as the
@@ -142,7 +153,7 @@ class Trainer:
 
     # ------------------------------------------------------------ building
     def new_network(self, member: int) -> Network:
-        c = self.config
+        c = self.member_config(member)
         width = self.train.X.shape[1]
         if c.layers:  # any network; the input transforms lead its layer list
             layers, shape = network_layers(c, self.transform_of(member), width)
@@ -169,8 +180,8 @@ class Trainer:
         net.meta = dict(self.meta)
         return net
 
-    def new_optimizer(self, net: Network) -> Optimizer:
-        c = self.config
+    def new_optimizer(self, net: Network, member: int = 0) -> Optimizer:
+        c = self.member_config(member)
         return Optimizer(c.optimizer, net.n_params, net.dtype, net.decay_mask,
                          momentum=c.momentum, weight_decay=c.weight_decay)
 
@@ -191,8 +202,9 @@ class Trainer:
             self.members = state["members"]
         stopped_early = False
         for member in range(first_member, c.ensemble):
+            mc = self.member_config(member)
             net = self.new_network(member)
-            opt = self.new_optimizer(net)
+            opt = self.new_optimizer(net, member)
             start_epoch = 1
             best: dict[str, Any] = {"loss": math.inf, "epoch": 0, "weights": None, "waited": 0}
             if state and member == first_member:
@@ -202,9 +214,9 @@ class Trainer:
                 best = state["best"]
             else:
                 self.save_checkpoint(net, opt, member, 0, best)
-            for epoch in range(start_epoch, c.epochs + 1):
+            for epoch in range(start_epoch, mc.epochs + 1):
                 self.run_epoch(net, opt, member, epoch)
-                if self.val is not None and c.early_stopping:
+                if self.val is not None and mc.early_stopping:
                     val_loss = self.history[-1]["val_loss"]
                     if val_loss < best["loss"]:
                         best.update(loss=val_loss, epoch=epoch, weights=weights_of(net),
@@ -215,9 +227,9 @@ class Trainer:
                 self.on_epoch(self.history[-1])
                 for observer in self.observers:
                     observer.epoch(self.history[-1], net)
-                if c.early_stopping and best["waited"] >= c.early_stopping:
+                if mc.early_stopping and best["waited"] >= mc.early_stopping:
                     self.log(f"early stop: validation loss has not improved for "
-                             f"{c.early_stopping} epochs; keeping epoch {best['epoch']}")
+                             f"{mc.early_stopping} epochs; keeping epoch {best['epoch']}")
                     stopped_early = True
                     break
             if best["weights"] is not None:
@@ -238,36 +250,36 @@ class Trainer:
         ensemble.meta = dict(self.meta)
         return ensemble
 
-    def distorts(self, epoch: int) -> bool:
-        """Whether epoch (1-based) distorts its images: augmentation is on and the epoch is
-        among the first ``augment_until`` of them."""
-        c = self.config
-        return self.augmenter is not None and epoch <= math.ceil(c.augment_until * c.epochs)
+    def distorts(self, c: Config, epoch: int) -> bool:
+        """Whether epoch (1-based) of a member with settings ``c`` distorts its images:
+        augmentation is on and the epoch is among the first ``augment_until`` of them."""
+        return c.augment and epoch <= math.ceil(c.augment_until * c.epochs)
 
     def batches(
-        self, X: np.ndarray, epoch_rng: np.random.Generator, aug_rng: np.random.Generator,
-        distort: bool = True,
+        self, c: Config, X: np.ndarray, epoch_rng: np.random.Generator,
+        aug_rng: np.random.Generator, distort: bool = True,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Mini-batches of one epoch of the training inputs X, distorted when augmentation is
-        on and ``distort``. (Distorting in a background thread was measured no faster on 2
-        cores: BLAS already uses both.)"""
-        y, size = self.train.y, self.config.batch_size
-        order = epoch_rng.permutation(len(y)) if self.config.shuffle else np.arange(len(y))
+        """Mini-batches of one epoch of the training inputs X, distorted as ``c`` says when
+        ``distort``. (Distorting in a background thread was measured no faster on 2 cores:
+        BLAS already uses both.)"""
+        y, size = self.train.y, c.batch_size
+        order = epoch_rng.permutation(len(y)) if c.shuffle else np.arange(len(y))
+        augmenter = self.augmenter(c) if distort else None
         distorted: dict[int, np.ndarray] = {}  # one reused buffer per batch size
         for start in range(0, len(y), size):
             idx = order[start : start + size]
             Xb = X[idx]
-            if distort and self.augmenter is not None:  # used up before the next is made
+            if augmenter is not None:  # used up before the next is made
                 out = distorted.setdefault(len(idx), np.empty(Xb.shape, np.float32))
-                Xb = self.augmenter(Xb, aug_rng, out=out)
+                Xb = augmenter(Xb, aug_rng, out=out)
             yield Xb, y[idx]
 
     def run_epoch(self, net: Network, opt: Optimizer, member: int, epoch: int) -> None:
-        c = self.config
+        c = self.member_config(member)
         seed_seq = [c.seed, member, epoch]
         epoch_rng = np.random.default_rng(seed_seq)
         aug_rng = np.random.default_rng([*seed_seq, 1])
-        drop_rng = np.random.default_rng([*seed_seq, 2]) if c.dropout else None
+        drop_rng = np.random.default_rng([*seed_seq, 2]) if net.dropout else None
         n_batches = math.ceil(len(self.train.y) / c.batch_size)
         total_steps = c.epochs * n_batches
         step = (epoch - 1) * n_batches
@@ -275,8 +287,8 @@ class Trainer:
         started = time.perf_counter()
         running = 0.0
         lr = c.lr
-        batches = self.batches(self.inputs(self.train, net, images=True), epoch_rng, aug_rng,
-                               distort=self.distorts(epoch))
+        batches = self.batches(c, self.inputs(self.train, net, images=True), epoch_rng, aug_rng,
+                               distort=self.distorts(c, epoch))
         for i, (images, yb) in enumerate(batches):
             Xb = net.features(images)  # the distorted images as the first layer reads them
             lr = learning_rate(c.schedule, c.lr, step / total_steps, epochs=c.epochs,
@@ -331,7 +343,7 @@ class Trainer:
         """The error that stops a diverging run; the last good checkpoint stays on disk."""
         last = [r["train_loss"] for r in self.history]
         good = f"last good epoch loss {last[-1]:.4g}" if last else "no epoch finished"
-        lr = self.config.lr
+        lr = self.member_config(int(self.history[-1]["member"]) if self.history else 0).lr
         return DivergenceError(
             f"training diverged at epoch {epoch} ({what}); {good}; lower the learning rate, "
             f"e.g. --set lr={lr / 10:g}"
@@ -343,7 +355,8 @@ class Trainer:
         from tqdm import tqdm
 
         who = f"net {member + 1}/{self.config.ensemble} " if self.config.ensemble > 1 else ""
-        return tqdm(total=total, desc=f"{who}epoch {epoch}/{self.config.epochs}", unit="batch",
+        epochs = self.member_config(member).epochs
+        return tqdm(total=total, desc=f"{who}epoch {epoch}/{epochs}", unit="batch",
                     leave=False, dynamic_ncols=True)
 
     # -------------------------------------------------------------- figures

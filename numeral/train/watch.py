@@ -13,6 +13,7 @@ histogram of each hidden layer's activations, and the guesses on 48 fixed test i
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 
 from numeral.errors import NumeralError
 from numeral.nn import Ensemble, Network
+from numeral.train.config import member_epochs
 
 HIST_BINS = 40
 HIST_SAMPLE = 200_000  # values a histogram of the probe reads at most
@@ -161,17 +163,17 @@ class TensorBoardLog:
         self.logdir = Path(logdir)
         self.writer: Any = None
         self.probe: Probe | None = None
-        self.epochs = 1
+        self.offsets = [0]  # global step of each ensemble member's epoch 0
 
     def start(self, config: Any, data: Any) -> None:
         SummaryWriter = require_tensorboardx()
         self.writer = SummaryWriter(str(self.logdir), flush_secs=5)
         self.probe = Probe.of(data, config.latent_layer, config.split_seed)
-        self.epochs = config.epochs
+        self.offsets = [0, *itertools.accumulate(member_epochs(config))]
 
     def step(self, row: dict[str, float]) -> int:
         """Global step: the epoch, counted on across an ensemble's members."""
-        return int(row["epoch"]) + int(row.get("member", 0)) * self.epochs
+        return int(row["epoch"]) + self.offsets[int(row.get("member", 0))]
 
     def epoch(self, row: dict[str, float], net: Network) -> None:
         assert self.writer is not None and self.probe is not None
