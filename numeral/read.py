@@ -5,18 +5,22 @@
 
 1. grey; the ink made bright (dark on light is detected from the border, as numeral.data does);
 2. uneven lighting flattened: a background estimated on a coarse grid of blocks (their 20th
-   percentile) and subtracted;
+   percentile) and subtracted; then a light Gaussian blur (1.5 pixels) against paper grain;
 3. ink: pixels above Otsu's threshold of what remains, if there is contrast enough to hold ink;
-4. connected components (scipy.ndimage, 8-connected); specks (under 3 % of the largest
-   component's area, or a few pixels) dropped;
+   faint ink (above a fifth of that threshold) joined to it, as in hysteresis thresholding;
+4. connected components of the ink (scipy.ndimage, 8-connected); specks (under 3 % of the
+   largest component's area, or a few pixels) dropped; several lines are told apart by the
+   numeral-sized components only (a stroke the pen broke off is not a line);
 5. the parts of one numeral (a pen that skipped) merged: components whose columns overlap,
-   and pieces smaller than half a numeral joined to their nearest neighbour;
+   neighbours that faint ink joins and that together are no wider than a numeral, and pieces
+   smaller than half a numeral joined to their nearest neighbour;
 6. numerals that touch split: a piece 1.5 times wider than a numeral is (0.96 of the line's
    height, the median TibetanMNIST numeral's width-to-height ratio) is cut into as many
    numerals; each cut is tried at 7 columns near the even cut (the thinnest ink among them)
    and made where the recogniser reads the pieces most surely;
-7. each numeral, its own ink only, prepared exactly as numeral.data prepares a training image
-   (framed, 28x28 with Lanczos) and recognised; left to right.
+7. each numeral, its own ink only (the faint ink goes to the nearest numeral), prepared
+   exactly as numeral.data prepares a training image (framed, 28x28 with Lanczos) and
+   recognised; left to right.
 
 The result: the string (class names joined; for the digits 0-9 also in Tibetan script), each
 numeral's box, top 3 and probability, and a confidence: the product of the numerals'
@@ -44,6 +48,10 @@ MIN_CONTRAST = 40.0  # grey levels: less contrast than this is a blank page
 SPECK = 0.03  # components under this share of the largest one's area are specks
 MAX_PIECES = 60  # more candidate numerals than this is not a written number
 CUT_TRIES = 7  # columns tried for each cut between touching numerals
+BLUR = 1.5  # pixels: the Gaussian that evens out paper grain before the ink is found
+FAINT = 0.2  # faint ink: above this share of the ink threshold, and joined to ink
+LINE_PART = 0.5  # parts at least this share of the tallest one's height tell the lines apart
+JOIN_WIDTH = 1.3  # neighbours joined by faint ink are one numeral if no wider than this many
 ASPECT = 0.96  # a numeral's width / height: the median of TibetanMNIST's (5-95 %: 0.82-1.08)
 TIBETAN_ZERO = 0x0F20  # ༠; the digits ༠-༩ follow it
 
@@ -95,12 +103,14 @@ def find_pieces(ink: np.ndarray, score: Score | None = None) -> tuple[list[Piece
     """The numerals on the ink image, left to right, or none and the reason."""
     from scipy import ndimage
 
+    ink = ndimage.gaussian_filter(ink, min(BLUR, min(ink.shape) / 80))
     peak = float(ink.max())
     if peak < MIN_CONTRAST:
         return [], "no ink found: the image looks blank"
     scaled = ink * (255.0 / peak)
     level = otsu(scaled[scaled > 8]) if (scaled > 8).any() else 128.0
-    mask = scaled > min(max(level, 40.0), 160.0)  # Otsu's, kept off the extremes
+    level = min(max(level, 40.0), 160.0)  # Otsu's, kept off the extremes
+    mask = scaled > level
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
     if count == 0:
         return [], "no ink found: the image looks blank"
@@ -112,7 +122,8 @@ def find_pieces(ink: np.ndarray, score: Score | None = None) -> tuple[list[Piece
         return [], f"{len(keep)} separate marks: this does not look like a written number"
     boxes = ndimage.find_objects(labels)
     parts = [(boxes[k - 1], int(k)) for k in keep]
-    lines = line_count([box for box, _ in parts])
+    tallest = max(b[0].stop - b[0].start for b, _ in parts)
+    lines = line_count([b for b, _ in parts if b[0].stop - b[0].start >= LINE_PART * tallest])
     if lines > 1:
         return [], (f"the writing is on {lines} lines (or in columns): numeral reads one line "
                     "of numerals; crop the image to one line")
@@ -120,17 +131,65 @@ def find_pieces(ink: np.ndarray, score: Score | None = None) -> tuple[list[Piece
     heights = np.array([max(b[0].stop for b, _ in g) - min(b[0].start for b, _ in g)
                         for g in groups], dtype=np.float64)
     height = float(np.median(heights[heights >= 0.5 * heights.max()]))  # the line's numerals
-    groups = attach_fragments(groups, height)
+    owner, faint = faint_ink(scaled, labels, keep, FAINT * level)
+    groups = attach_fragments(join_faintly_linked(groups, faint, labels, height), height)
     pieces: list[Piece] = []
     for members in groups:
-        ys = slice(min(b[0].start for b, _ in members), max(b[0].stop for b, _ in members))
-        xs = slice(min(b[1].start for b, _ in members), max(b[1].stop for b, _ in members))
-        own = np.isin(labels[ys, xs], [k for _, k in members])
-        region = np.where(own, scaled[ys, xs], 0.0)
+        own = np.isin(owner, [k for _, k in members])
+        rows, cols = np.flatnonzero(own.any(axis=1)), np.flatnonzero(own.any(axis=0))
+        ys, xs = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+        # the floor taken off, so that the numeral fades to 0 at its edges as a scan does
+        region = np.where(own[ys, xs], np.maximum(scaled[ys, xs] - FAINT * level, 0.0), 0.0)
         pieces += split_touching(region, xs.start, ys.start, height, score)
     if len(pieces) > MAX_PIECES:
         return [], f"{len(pieces)} numerals: this does not look like one written number"
     return pieces, None
+
+
+def faint_ink(scaled: np.ndarray, labels: np.ndarray, keep: np.ndarray,
+              floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Which numeral each pixel of ink belongs to (the label of the nearest kept component,
+    0 for none), faint ink included: pixels above ``floor`` joined to a kept component
+    through others (hysteresis). Also the labels of the faint ink's own components."""
+    from scipy import ndimage
+
+    strong = np.isin(labels, keep)
+    faint, count = ndimage.label(scaled > floor, structure=np.ones((3, 3)))
+    n = int(labels.max()) + 1
+    pairs = np.unique(faint[strong].astype(np.int64) * n + labels[strong])  # (faint, kept)
+    holds = np.bincount(pairs // n, minlength=count + 1)  # kept components in each faint one
+    single = np.zeros(count + 1, labels.dtype)
+    single[pairs // n] = pairs % n  # the kept component of those that hold one
+    single[holds != 1] = 0
+    owner = single[faint]
+    boxes = ndimage.find_objects(faint)
+    for f in np.flatnonzero(holds > 1):  # shared by several: each pixel to the nearest
+        box = boxes[f - 1]
+        _, (iy, ix) = ndimage.distance_transform_edt(~strong[box], return_indices=True)
+        owner[box] = np.where(faint[box] == f, labels[box][iy, ix], owner[box])
+    faint = np.where(holds[faint] > 0, faint, 0)
+    return owner, faint
+
+
+def join_faintly_linked(groups: list[list[Any]], faint: np.ndarray, labels: np.ndarray,
+                        height: float) -> list[list[Any]]:
+    """Neighbouring groups that faint ink joins, and that together are no wider than
+    JOIN_WIDTH numerals, are parts of one numeral (a stroke drawn lightly)."""
+    def links(group: list[Any]) -> set[int]:
+        return {int(v) for box, k in group for v in np.unique(faint[box][labels[box] == k])}
+
+    def span(group: list[Any]) -> tuple[int, int]:
+        return min(b[1].start for b, _ in group), max(b[1].stop for b, _ in group)
+
+    joined = groups[:1]
+    for group in groups[1:]:
+        (a0, a1), (b0, b1) = span(joined[-1]), span(group)
+        if max(a1, b1) - min(a0, b0) <= JOIN_WIDTH * ASPECT * height and \
+                links(joined[-1]) & links(group):
+            joined[-1] = joined[-1] + group
+        else:
+            joined.append(group)
+    return joined
 
 
 def line_count(boxes: list[tuple[slice, slice]]) -> int:

@@ -267,3 +267,4 @@ def test_the_pages_reader_splits_touching_numerals(tmp_path: Path) -> None:
     assert a0 < a1 <= b0 < b1 and 125 <= a1 <= 155  # near the thin middle
     assert found["scored"][0][1] > found["touching"][0][1]  # the score chose another cut
     assert "no ink" in found["blank"]["reason"] and "2 lines" in found["lines"]["reason"]
+    assert found["stroke"] == [[21, 100]]  # a stroke above a numeral is part of it, not a line

@@ -19,5 +19,7 @@ console.log(JSON.stringify({
   apart: boxes(numeralReader.segment(apart, W, H)),
   scored: boxes(numeralReader.segment(two, W, H, preferRight)),
   blank: numeralReader.segment(blank(), W, H),
+  stroke: boxes(numeralReader.segment((() => { const g = ring(blank(), 60, 70, 40);
+    for (let y = 8; y < 20; y++) for (let x = 50; x < 70; x++) g[y * W + x] = 255; return g; })(), W, H)),
   lines: numeralReader.segment((() => { const g = blank(); ring(g, 60, 20, 18); ring(g, 60, 100, 18); return g; })(), W, H),
 }));

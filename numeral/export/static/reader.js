@@ -6,7 +6,7 @@
 "use strict";
 
 (function (root) {
-  const SPECK = 0.03, ASPECT = 0.96, MAX_PIECES = 60, CUT_TRIES = 7;
+  const SPECK = 0.03, ASPECT = 0.96, MAX_PIECES = 60, CUT_TRIES = 7, LINE_PART = 0.5;
 
   // 8-connected components of mask (W x H): a label per pixel (0: none) and each one's box.
   function components(mask, W, H) {
@@ -93,7 +93,8 @@
     const {labels, boxes} = components(mask, W, H);
     const largest = Math.max(...boxes.map((b) => b.area));
     const kept = boxes.filter((b) => b.area >= Math.max(SPECK * largest, 6));
-    const lines = lineCount(kept);
+    const tallest = Math.max(...kept.map((b) => b.y1 - b.y0));  // a broken-off stroke is no line
+    const lines = lineCount(kept.filter((b) => b.y1 - b.y0 >= LINE_PART * tallest));
     if (lines > 1) return {reason: `the writing is on ${lines} lines: write one line of numerals`};
     let groups = mergeOverlapping(kept);
     const heights = groups.map((g) => span(g).y1 - span(g).y0), top = Math.max(...heights);
