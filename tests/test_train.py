@@ -477,3 +477,18 @@ def test_a_dropout_layer_drops_in_training(tibetan: Dataset) -> None:
         nets[p] = Trainer(config, train, progress=False).run().model
     assert isinstance(nets[0.0], Network) and isinstance(nets[0.5], Network)
     assert not np.allclose(nets[0.0].flat, nets[0.5].flat, rtol=1e-3)
+
+
+def test_the_report_of_a_mixed_committee_shows_each_kinds_first_layer(
+    tibetan_path: Path, tmp_path: Path
+) -> None:
+    config = load_config("baseline", [
+        "hidden=[16]", "epochs=1", "ensemble=2", "batch_size=256", "dropout=0",
+        "members=[{}, {layers=['conv 4 3', 'relu', 'maxpool 2', 'flatten', 'dense 10']}]"])
+    out = tmp_path / "run"
+    run_experiment(config, DataSource(str(tibetan_path)), out, progress=False)
+    html = (out / "report.html").read_text()
+    assert "First-layer weights (network 1 of 2)" in html
+    assert "First-layer filters (network 2 of 2)" in html and "Feature maps (network 2" in html
+    assert {"first_layer_weights.png", "conv_filters.png", "feature_maps.png"} <= {
+        p.name for p in (out / "figures").iterdir()}

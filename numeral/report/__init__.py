@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -103,6 +103,50 @@ def key_epochs(epochs: Sequence[int]) -> list[int]:
     return sorted({epochs[0], epochs[(len(epochs) - 1) // 2], epochs[-1]}) if epochs else []
 
 
+
+def first_of_each_kind(members: list[Network]) -> list[tuple[int, Network]]:
+    """The first convolutional network and the first other one of a committee, with their
+    places: the report shows the first layer of each kind."""
+    kinds: dict[bool, tuple[int, Network]] = {}
+    for i, net in enumerate(members):
+        if net.weighted:
+            kinds.setdefault(isinstance(net.weighted[0], Conv2D), (i, net))
+    return sorted(kinds.values(), key=lambda pair: pair[0])
+
+
+def add_first_layer_figures(net: Network, results: dict[str, np.ndarray], figs: Path,
+                            add: Callable[[Path | None, str, str], None], which: str) -> None:
+    """A CNN's first filters and feature maps, or an MLP's first-layer weights."""
+    from numeral import viz
+
+    first = net.weighted[0]
+    if isinstance(first, Conv2D):
+        add(viz.conv_filters(first.params[0], figs / "conv_filters.png"),
+            f"First-layer filters{which}",
+            f"The {first.out_channels} filters of the first convolution ({first.kernel}x"
+            f"{first.kernel}; red positive, blue negative; the strongest first): each is slid "
+            "over the whole image, so it finds its pattern (an edge, a corner, a stroke end) "
+            "wherever the pattern is.")
+        if "sample_images" in results:
+            images = results["sample_images"]
+            maps = net.layer_outputs(images.reshape(len(images), -1).astype(np.float32) / 255,
+                                     net.layers.index(first))
+            add(viz.feature_maps(images, maps, figs / "feature_maps.png"),
+                f"Feature maps{which}",
+                "Test numerals (left) and what the first convolution's first filters make of "
+                "them (bright: the filter's pattern is there). Later layers read these maps "
+                "instead of pixels.")
+        return
+    reads_edges = net.input_transform == "orientation"
+    add(viz.first_layer_weights(net.weights[0], figs / "first_layer_weights.png",
+                                orientation=reads_edges),
+        f"First-layer weights{which}",
+        "Incoming weights of the first hidden layer's strongest units (red positive, blue "
+        "negative): the patterns each unit looks for, "
+        + ("in the four orientation planes, shown as quadrants (0° top left, 45° top "
+           "right, 90° bottom left, 135° bottom right)." if reads_edges else
+           "as 28x28 images."))
+
 def build_report(run: Path) -> Path:
     """Redraw the figures of one run and write ``run/report.html``."""
     from numeral import viz
@@ -174,34 +218,13 @@ def build_report(run: Path) -> Path:
             "Misclassified test images",
             "Up to 60 test images the model got wrong, with the true and the predicted class: "
             "many are ambiguous or badly written even to a person.")
-    reads_edges = net.input_transform == "orientation"
-    first = net.weighted[0] if net.weighted else None
-    if isinstance(first, Conv2D):
-        add(viz.conv_filters(first.params[0], figs / "conv_filters.png"),
-            "First-layer filters",
-            f"The {first.out_channels} filters of the first convolution ({first.kernel}x"
-            f"{first.kernel}; red positive, blue negative; the strongest first): each is slid "
-            "over the whole image, so it finds its pattern (an edge, a corner, a stroke end) "
-            "wherever the pattern is.")
-        if "sample_images" in results:
-            images = results["sample_images"]
-            maps = net.layer_outputs(images.reshape(len(images), -1).astype(np.float32) / 255,
-                                     net.layers.index(first))
-            add(viz.feature_maps(images, maps, figs / "feature_maps.png"),
-                "Feature maps",
-                "Test numerals (left) and what the first convolution's first filters make of "
-                "them (bright: the filter's pattern is there). Later layers read these maps "
-                "instead of pixels.")
-    elif first is not None:
-        add(viz.first_layer_weights(net.weights[0], figs / "first_layer_weights.png",
-                                    orientation=reads_edges),
-            "First-layer weights",
-            "Incoming weights of the first hidden layer's strongest units (red positive, blue "
-            "negative): the patterns each unit looks for, "
-            + ("in the four orientation planes, shown as quadrants (0° top left, 45° top "
-               "right, 90° bottom left, 135° bottom right)." if reads_edges else
-               "as 28x28 images."))
+    for i, member in first_of_each_kind(model.members):
+        add_first_layer_figures(member, results, figs, add,
+                                f" (network {i + 1} of {len(model.members)})"
+                                if isinstance(model, Ensemble) else "")
+    reads_edges = any(m.input_transform == "orientation" for m in model.members)
     if reads_edges and model.meta.get("exemplars"):
+        net = next(m for m in model.members if m.input_transform == "orientation")
         images = net.prepare_images(np.array(model.meta["exemplars"][:5], np.float32) / 255)
         add(viz.orientation_examples(images, net.features(images), figs / "orientation.png"),
             "What the first layer reads",
