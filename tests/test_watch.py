@@ -171,11 +171,11 @@ def test_the_page_keeps_its_pictures_within_its_time_budget(
 
     monkeypatch.setattr(live.time, "perf_counter", lambda: clock[0])
     monkeypatch.setattr(view.probe, "measure", slow)
-    view.net = net
+    view.nets[0] = net
     worker = threading.Thread(target=view.run_worker)
     worker.start()
     for epoch in range(1, 41):  # 40 epochs of 0.1 s: 3 % of 4 s buys one or two more pictures
-        view.work.put(({"epoch": epoch, "train_loss": 1.0, "seconds": 0.1}, weights_of(net)))
+        view.work.put(({"epoch": epoch, "train_loss": 1.0, "seconds": 0.1}, (0, weights_of(net))))
         deadline = time.monotonic() + 10
         while len(view.events) < epoch and time.monotonic() < deadline:  # as if the epoch
             time.sleep(0.005)  # took a while: the worker keeps up
@@ -188,3 +188,33 @@ def test_the_page_keeps_its_pictures_within_its_time_budget(
     assert pictured == [1, 17, 34]
     assert view.spent == pytest.approx(0.15) and view.spent <= BUDGET * view.trained + 0.05
     assert view.unseen is not None  # the last epoch's pictures: sent by finish()
+
+
+def test_the_live_page_pictures_every_member_of_a_mixed_committee() -> None:
+    """Each member of a committee gets its own copy in the worker: an MLP's and a CNN's
+    weights do not fit one network."""
+    import json as json_
+    import threading
+
+    from numeral.serve.live import LiveView
+
+    rng = np.random.default_rng(0)
+    X, y = rng.uniform(size=(200, 784)).astype(np.float32), rng.integers(0, 10, 200)
+    view = LiveView(log=lambda line: None, linger=0)
+    view.probe = Probe(X, y, X, y, size=100)
+    members = [Network([784, 8, 10], seed=0),
+               Network.from_layers(["conv 2 3", "relu", "maxpool 2", "flatten", "dense 10"],
+                                   (1, 28, 28), seed=1)]
+    worker = threading.Thread(target=view.run_worker)
+    worker.start()
+    for member, net in enumerate(members):
+        view.epoch({"epoch": 1, "member": member, "train_loss": 1.0, "seconds": 100.0}, net)
+        deadline = time.monotonic() + 10
+        while len(view.events) <= member and time.monotonic() < deadline:
+            time.sleep(0.005)  # one epoch at a time: the worker is never behind
+    view.work.put(None)
+    worker.join()
+    events = [json_.loads(e.split("data: ", 1)[1]) for e in view.events]
+    assert [e["row"]["member"] for e in events] == [0, 1]
+    assert all("latent" in e and "problem" not in e for e in events), events
+    assert [h["activation"] for h in events[1]["histograms"]] == ["relu"]  # the CNN's one

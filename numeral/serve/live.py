@@ -61,11 +61,12 @@ class LiveView:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.work: queue.Queue[Any] = queue.Queue()
         self.probe: Probe | None = None
-        self.net: Network | None = None  # the worker's own copy
+        self.nets: dict[int, Network] = {}  # the worker's own copy of each committee member
         self.worker: threading.Thread | None = None
         self.spent = 0.0  # seconds the probe has taken
         self.trained = 0.0  # seconds of training so far (the rows' "seconds")
-        self.unseen: dict[str, np.ndarray] | None = None  # weights whose pictures were skipped
+        self.unseen: tuple[int, dict[str, np.ndarray]] | None = None  # (member, weights) not yet
+        # pictured (skipped for time)
         self.server: Any = None
         self.thread: threading.Thread | None = None
         self.url = ""
@@ -153,10 +154,12 @@ class LiveView:
             "latent_labels": self.probe.y.tolist()})
 
     def epoch(self, row: dict[str, float], net: Network) -> None:
-        """In the training thread: copy the weights (and once, the network) and return."""
-        if self.net is None:
-            self.net = copy.deepcopy(net)
-        self.work.put((dict(row), weights_of(net)))
+        """In the training thread: copy the weights (and once per member, the network: the
+        members of a committee may differ) and return."""
+        member = int(row.get("member", 0))
+        if member not in self.nets:
+            self.nets[member] = copy.deepcopy(net)
+        self.work.put((dict(row), (member, weights_of(net))))
 
     def run_worker(self) -> None:
         """Publish each epoch: its numbers always, its pictures when the probe's time so far
@@ -175,13 +178,14 @@ class LiveView:
             self.publish("epoch", {"row": row, **self.pictures(weights)})
             self.unseen = None
 
-    def pictures(self, weights: dict[str, np.ndarray]) -> dict[str, Any]:
-        """The probe's view of these weights, as JSON-ready lists (never raises)."""
-        assert self.net is not None and self.probe is not None
+    def pictures(self, weights: tuple[int, dict[str, np.ndarray]]) -> dict[str, Any]:
+        """The probe's view of a member's weights, as JSON-ready lists (never raises)."""
+        assert self.probe is not None
         started = time.perf_counter()
         try:
-            set_weights(self.net, weights)
-            view = self.probe.measure(self.net)
+            member, values = weights
+            set_weights(self.nets[member], values)
+            view = self.probe.measure(self.nets[member])
         except Exception as exc:  # the page must never stop the run
             return {"problem": f"{type(exc).__name__}: {exc}"}
         finally:
