@@ -23,7 +23,7 @@ from numeral.export.web import export_web
 from numeral.nn import Ensemble, Network
 from numeral.nn.layers import BatchNorm
 from numeral.nn.layers.activations import Activation
-from numeral.train.config import load_config, presets
+from numeral.train.config import load_config, presets, with_epochs
 from numeral.train.loop import Split, Trainer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
@@ -58,7 +58,7 @@ def javascript_probabilities(model: Network | Ensemble, X: np.ndarray, folder: P
 def trained_briefly(name: str, X: np.ndarray, y: np.ndarray) -> Network | Ensemble:
     """The preset's architecture after one epoch on 2,000 images (weights, BatchNorm's
     running statistics and standardisations away from their initial values)."""
-    config = load_config(name, ["epochs=1", "study={}"]).replace(batch_size=200)
+    config = with_epochs(load_config(name, ["study={}"]), 1).replace(batch_size=200)
     return Trainer(config, Split(X[:2000], y[:2000]), n_classes=10, progress=False).run().model
 
 
