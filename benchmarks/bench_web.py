@@ -31,14 +31,14 @@ import numpy as np
 import numeral
 from numeral.data import load, resolve_data_path
 from numeral.export.web import export_web
-from numeral.train.config import load_config
+from numeral.train.config import load_config, with_epochs
 from numeral.train.loop import Split, Trainer
 
 
 def briefly_trained(name: str) -> Any:
     ds = load(resolve_data_path(None))
     keep = np.random.default_rng(0).permutation(len(ds))[:2000]
-    config = load_config(name, ["epochs=1"]).replace(batch_size=200)
+    config = with_epochs(load_config(name), 1).replace(batch_size=200)
     return Trainer(config, Split(ds.X[keep], ds.y[keep]), n_classes=10, progress=False).run().model
 
 
