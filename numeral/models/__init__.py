@@ -3,9 +3,9 @@
 =========  ===============================================================================
 tibetan    TibetanMNIST's numerals 0-9: a 784-1024-1024-10 ReLU network on orientation
            planes and a CNN (the first two networks of the ``best`` recipe), float16 on
-           disk, widened to float32 at load. Trained by ``python3 tasks.py ship`` on the training part of the
-           random split; its accuracy, and the same recipe's on the writer-independent split,
-           are in the README and in the file's metadata.
+           disk, widened to float32 at load. Trained by ``python3 tasks.py ship`` on the
+           training part of the random split; its accuracy, and the same recipe's on the
+           writer-independent split, are in the README and in the file's metadata.
 =========  ===============================================================================
 
 The weights derive from TibetanMNIST, published under CC BY-NC-SA 4.0 (attribution,

@@ -86,6 +86,7 @@ class Config:
     ensemble: int = 1  # networks trained with seeds seed, seed+1, ...; probabilities averaged
     # a committee of different networks: tables of overrides that the members take in turn
     # ([[members]] tables in TOML; see the best preset). Any key but the data's and the run's.
+    # A member's own keys win over --set; `numeral train --epochs N` sets every member's.
     members: list[dict[str, Any]] = field(default_factory=list)
     seed: int = 0
     # what the report records
