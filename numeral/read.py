@@ -128,8 +128,7 @@ def find_pieces(ink: np.ndarray, score: Score | None = None) -> tuple[list[Piece
         return [], (f"the writing is on {lines} lines (or in columns): numeral reads one line "
                     "of numerals; crop the image to one line")
     groups = merge_overlapping(parts)
-    heights = np.array([max(b[0].stop for b, _ in g) - min(b[0].start for b, _ in g)
-                        for g in groups], dtype=np.float64)
+    heights = np.array([y1 - y0 for _, _, y0, y1 in map(extent, groups)], dtype=np.float64)
     height = float(np.median(heights[heights >= 0.5 * heights.max()]))  # the line's numerals
     owner, faint = faint_ink(scaled, labels, keep, FAINT * level)
     groups = attach_fragments(join_faintly_linked(groups, faint, labels, height), height)
@@ -150,7 +149,7 @@ def faint_ink(scaled: np.ndarray, labels: np.ndarray, keep: np.ndarray,
               floor: float) -> tuple[np.ndarray, np.ndarray]:
     """Which numeral each pixel of ink belongs to (the label of the nearest kept component,
     0 for none), faint ink included: pixels above ``floor`` joined to a kept component
-    through others (hysteresis). Also the labels of the faint ink's own components."""
+    through others (hysteresis). Also the labels of the faint ink's components."""
     from scipy import ndimage
 
     strong = np.isin(labels, keep)
@@ -167,7 +166,6 @@ def faint_ink(scaled: np.ndarray, labels: np.ndarray, keep: np.ndarray,
         box = boxes[f - 1]
         _, (iy, ix) = ndimage.distance_transform_edt(~strong[box], return_indices=True)
         owner[box] = np.where(faint[box] == f, labels[box][iy, ix], owner[box])
-    faint = np.where(holds[faint] > 0, faint, 0)
     return owner, faint
 
 
@@ -178,18 +176,21 @@ def join_faintly_linked(groups: list[list[Any]], faint: np.ndarray, labels: np.n
     def links(group: list[Any]) -> set[int]:
         return {int(v) for box, k in group for v in np.unique(faint[box][labels[box] == k])}
 
-    def span(group: list[Any]) -> tuple[int, int]:
-        return min(b[1].start for b, _ in group), max(b[1].stop for b, _ in group)
-
     joined = groups[:1]
     for group in groups[1:]:
-        (a0, a1), (b0, b1) = span(joined[-1]), span(group)
+        (a0, a1, _, _), (b0, b1, _, _) = extent(joined[-1]), extent(group)
         if max(a1, b1) - min(a0, b0) <= JOIN_WIDTH * ASPECT * height and \
                 links(joined[-1]) & links(group):
             joined[-1] = joined[-1] + group
         else:
             joined.append(group)
     return joined
+
+
+def extent(group: list[Any]) -> tuple[int, int, int, int]:
+    """(x0, x1, y0, y1): the box around a group's components (x1, y1 exclusive)."""
+    return (min(b[1].start for b, _ in group), max(b[1].stop for b, _ in group),
+            min(b[0].start for b, _ in group), max(b[0].stop for b, _ in group))
 
 
 def line_count(boxes: list[tuple[slice, slice]]) -> int:
@@ -225,8 +226,7 @@ def merge_overlapping(parts: list[tuple[tuple[slice, slice], int]]) -> list[list
 def attach_fragments(groups: list[list[Any]], height: float) -> list[list[Any]]:
     """A group smaller than half a numeral both ways is a piece of one (a stroke the pen broke
     off): it joins the group nearest to it along the line."""
-    spans = [(min(b[1].start for b, _ in g), max(b[1].stop for b, _ in g),
-              min(b[0].start for b, _ in g), max(b[0].stop for b, _ in g)) for g in groups]
+    spans = [extent(g) for g in groups]
     whole = [i for i, (x0, x1, y0, y1) in enumerate(spans)
              if max(x1 - x0, y1 - y0) >= 0.5 * height]
     if not whole:

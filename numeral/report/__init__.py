@@ -103,7 +103,6 @@ def key_epochs(epochs: Sequence[int]) -> list[int]:
     return sorted({epochs[0], epochs[(len(epochs) - 1) // 2], epochs[-1]}) if epochs else []
 
 
-
 def first_of_each_kind(members: list[Network]) -> list[tuple[int, Network]]:
     """The first convolutional network and the first other one of a committee, with their
     places: the report shows the first layer of each kind."""
@@ -146,6 +145,7 @@ def add_first_layer_figures(net: Network, results: dict[str, np.ndarray], figs: 
         + ("in the four orientation planes, shown as quadrants (0° top left, 45° top "
            "right, 90° bottom left, 135° bottom right)." if reads_edges else
            "as 28x28 images."))
+
 
 def build_report(run: Path) -> Path:
     """Redraw the figures of one run and write ``run/report.html``."""

@@ -65,8 +65,8 @@ class LiveView:
         self.worker: threading.Thread | None = None
         self.spent = 0.0  # seconds the probe has taken
         self.trained = 0.0  # seconds of training so far (the rows' "seconds")
-        self.unseen: tuple[int, dict[str, np.ndarray]] | None = None  # (member, weights) not yet
-        # pictured (skipped for time)
+        # (member, weights) whose pictures were skipped for time
+        self.unseen: tuple[int, dict[str, np.ndarray]] | None = None
         self.server: Any = None
         self.thread: threading.Thread | None = None
         self.url = ""

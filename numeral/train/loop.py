@@ -298,7 +298,7 @@ class Trainer:
                 reduction=c.reduction, rng=drop_rng, with_penalty=False,
             )
             if not math.isfinite(loss):
-                raise self.diverged(epoch, f"batch {i + 1} has loss {loss}")
+                raise self.diverged(c, epoch, f"batch {i + 1} has loss {loss}")
             opt.step(net.flat, net.grad_flat, lr)
             step += 1
             running += loss / (len(yb) if c.reduction == "sum" else 1)
@@ -308,7 +308,7 @@ class Trainer:
                     bar.set_postfix(loss=f"{running / (i + 1):.4f}", lr=f"{lr:.2g}")
         seconds = time.perf_counter() - started
         if not np.isfinite(net.flat).all():
-            raise self.diverged(epoch, "weights became NaN or infinite")
+            raise self.diverged(c, epoch, "weights became NaN or infinite")
         row: dict[str, float] = {"epoch": epoch}
         for name, split in (("train", self.train_metrics), ("test", self.test), ("val", self.val)):
             if split is not None:
@@ -318,7 +318,7 @@ class Trainer:
         row.update(seconds=round(seconds, 3), lr=lr, member=member)
         start = self.start_loss(member)
         if row["train_loss"] > DIVERGED_VS_START * start:
-            raise self.diverged(epoch, f"training loss {row['train_loss']:.4g} is far above "
+            raise self.diverged(c, epoch, f"training loss {row['train_loss']:.4g} is far above "
                                        f"the {start:.3g} it started from")
         if bar is not None:
             bar.set_postfix(loss=f"{row['train_loss']:.4f}",
@@ -339,11 +339,11 @@ class Trainer:
             self._start_losses[member] = max(math.log(self.n_classes), untrained)
         return self._start_losses[member]
 
-    def diverged(self, epoch: int, what: str) -> DivergenceError:
+    def diverged(self, c: Config, epoch: int, what: str) -> DivergenceError:
         """The error that stops a diverging run; the last good checkpoint stays on disk."""
         last = [r["train_loss"] for r in self.history]
         good = f"last good epoch loss {last[-1]:.4g}" if last else "no epoch finished"
-        lr = self.member_config(int(self.history[-1]["member"]) if self.history else 0).lr
+        lr = c.lr  # the diverging member's
         return DivergenceError(
             f"training diverged at epoch {epoch} ({what}); {good}; lower the learning rate, "
             f"e.g. --set lr={lr / 10:g}"
