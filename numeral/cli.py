@@ -274,6 +274,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for r in results:
         if "error" in r:
             continue
+        if r["label"] is None:
+            print(f"{r['image']}: {r['reason']}")
+            continue
         top = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top3"])
         print(f"{r['image']}: {r['class']}   (top 3: {top})")
     return failed

@@ -16,7 +16,16 @@ from typing import Any
 import numpy as np
 
 from numeral.data import Preprocessing, preprocess_image, vectorize
+from numeral.data.preprocess import (
+    blank_reason,
+    decode_grey,
+    grey_to_input,
+    open_image,
+    read_path,
+)
 from numeral.nn import Ensemble, Network, load_model
+
+BLANK_RANGE = 16  # grey levels: a 28x28 input whose values span less holds no numeral
 
 
 class Recognizer:
@@ -43,8 +52,25 @@ class Recognizer:
         """Any image (path, bytes, array) -> the (28, 28) uint8 image the network sees."""
         return preprocess_image(source, self.preprocessing, name=name)
 
+    def prepare(self, source: Any, name: str = "image") -> tuple[np.ndarray, str | None]:
+        """Any image (path, bytes, PIL image, array) -> the (28, 28) uint8 input the network
+        sees, and why the image holds no numeral (None when it has ink)."""
+        if isinstance(source, str | Path):
+            source, name = read_path(source), str(source)
+        grey = decode_grey(open_image(source, name), name, self.preprocessing.size * 3 // 2)
+        return grey_to_input(grey, self.preprocessing), blank_reason(grey)
+
+    def recognize(self, source: Any, name: str = "image") -> dict[str, Any]:
+        """Any image (path, bytes, PIL image, array) -> :meth:`recognize_image`'s answer, or,
+        for an image with no ink, ``label`` and ``class`` None and the ``reason``."""
+        image28, reason = self.prepare(source, name)
+        return nothing_found(reason) if reason else self.recognize_image(image28)
+
     def recognize_image(self, image28: np.ndarray) -> dict[str, Any]:
-        """Label, class name, all probabilities and the top 3 for one 28x28 image."""
+        """Label, class name, all probabilities and the top 3 for one 28x28 image (white
+        numeral on black); an image whose values span under BLANK_RANGE holds no numeral."""
+        if int(np.ptp(image28)) < BLANK_RANGE:
+            return nothing_found("no numeral found: the image is blank")
         proba = self.model.predict_proba(vectorize(image28[None]))[0].astype(float)
         order = np.argsort(proba)[::-1]
         return {
@@ -59,5 +85,9 @@ class Recognizer:
         }
 
     def recognize_file(self, path: str | Path) -> dict[str, Any]:
-        result = self.recognize_image(self.image_to_input(Path(path)))
-        return {"image": str(path), **result}
+        return {"image": str(path), **self.recognize(Path(path))}
+
+
+def nothing_found(reason: str) -> dict[str, Any]:
+    """The answer for an image that holds no numeral: no label, and why."""
+    return {"label": None, "class": None, "probabilities": [], "top3": [], "reason": reason}

@@ -39,12 +39,18 @@ from typing import Any
 import numpy as np
 
 from numeral.data import Preprocessing, vectorize
-from numeral.data.preprocess import grey_to_input, open_image, read_path, should_invert
+from numeral.data.preprocess import (
+    MIN_CONTRAST,
+    decode_grey,
+    grey_to_input,
+    open_image,
+    read_path,
+    should_invert,
+)
 from numeral.errors import DataError
 from numeral.predict import Recognizer
 
 WORK_SIDE = 1600  # larger photos are read at this size (longer side)
-MIN_CONTRAST = 40.0  # grey levels: less contrast than this is a blank page
 SPECK = 0.03  # components under this share of the largest one's area are specks
 MAX_PIECES = 60  # more candidate numerals than this is not a written number
 CUT_TRIES = 7  # columns tried for each cut between touching numerals
@@ -90,7 +96,7 @@ def flatten_background(grey: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
     h, w = grey.shape
-    block = max(8, min(h, w) // 6)
+    block = min(max(8, min(h, w) // 6), h, w)  # an image narrower than 8 pixels: one row of blocks
     rows, cols = max(1, h // block), max(1, w // block)
     cells = grey[: rows * block, : cols * block].reshape(rows, block, cols, block)
     small = np.percentile(cells, 20, axis=(1, 3)).astype(np.float32)
@@ -302,17 +308,9 @@ class NumberReader:
         if isinstance(source, str | Path):
             source, name = read_path(source), str(source)
         image = open_image(source, name)
-        if image.width == 0 or image.height == 0:
-            raise DataError(f"{name} is an empty image (0 pixels)")
-        try:
-            scale = min(1.0, WORK_SIDE / max(image.width, image.height))
-            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            if scale < 1:
-                image.draft("L", size)  # JPEGs decode at a reduced size
-            grey = np.asarray(image.convert("L").resize(size), dtype=np.float32)
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise DataError(f"{name} is not a readable image ({exc})") from None
-        return self.read_grey(grey, image.width / grey.shape[1])
+        width = image.width  # before a JPEG's reduced decoding changes it
+        grey = decode_grey(image, name, longest=WORK_SIDE)
+        return self.read_grey(grey, width / grey.shape[1])
 
     def read_grey(self, grey: np.ndarray, scale: float = 1.0) -> dict[str, Any]:
         """A grey image (h, w), 0..255 -> the reading; boxes multiplied by ``scale``."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tolerance import near_ties, tolerance
 
 import numeral
 from numeral.cli import main
@@ -186,8 +187,12 @@ def test_the_shipped_model_by_name_and_by_default(tibetan: Dataset, tmp_path: Pa
     meta = model.members[0].meta
     assert "CC BY-NC-SA 4.0" in meta["licence"] and meta["test_accuracy_random"] > 0.95
     _, test = split(tibetan.y, tibetan.groups, "random", 0.2, 0)
-    accuracy = float(np.mean(model.predict(tibetan.X[test]) == tibetan.y[test]))
-    assert accuracy == pytest.approx(meta["test_accuracy_random"], abs=1e-4)
+    # measured on another machine: predictions may differ only where rounding can flip them
+    X = tibetan.X[test]
+    proba = model.predict_proba(X)
+    ties = near_ties(proba, tolerance(model, X[::10]))
+    right = int(np.sum(proba.argmax(axis=1) == tibetan.y[test]))
+    assert abs(right - meta["test_accuracy_random"] * len(test)) <= ties + 0.5
     size = (ROOT / "numeral" / "models" / "tibetan.npz").stat().st_size
     assert size <= 8_000_000
     Image.fromarray(255 - tibetan.images[test[0]]).resize((140, 140)).save(tmp_path / "d.png")

@@ -26,7 +26,12 @@ import numpy as np
 from numeral.data.dataset import IMAGE_SIZE
 from numeral.errors import DataError
 
-MAX_PIXELS = 40_000_000  # larger images are refused (decompression bombs)
+# Limits on what is decoded (decompression bombs: a small file that decodes to a huge image).
+CAMERA_PIXELS = 250_000_000  # no camera or scanner makes more (phones: 12-200 megapixels)
+FULL_DECODE_PIXELS = 64_000_000  # PNG, TIFF, ... decode in full: this bounds their memory
+BOMB_RATIO = 1_000  # pixels per byte of file: deflate's limit; no camera's JPEG passes 100
+BOMB_CHECKED = 16_000_000  # images this large are checked for that ratio
+MIN_CONTRAST = 40.0  # grey levels between ink and paper: less is a blank page
 
 
 @dataclass(frozen=True)
@@ -55,39 +60,109 @@ def require_pillow() -> Any:
         raise DataError(
             "reading images needs Pillow: pip install 'numeral[images]'"
         ) from None
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    Image.MAX_IMAGE_PIXELS = CAMERA_PIXELS  # numeral's own checks below say what is wrong
     return Image
 
 
 def open_image(source: Any, name: str = "image") -> Any:
-    """Open a path, bytes, file object, PIL image or array as a PIL image (not yet decoded)."""
+    """Open a path, bytes, file object, PIL image or array as a PIL image (not yet decoded).
+    Images no camera makes (over CAMERA_PIXELS, or more pixels per byte than BOMB_RATIO) and
+    formats that decode in full above FULL_DECODE_PIXELS are refused, saying why."""
     image_mod = require_pillow()
     if isinstance(source, image_mod.Image):
         return source
     if isinstance(source, np.ndarray):
-        arr = source
-        if arr.dtype != np.uint8:
-            arr = np.clip(arr * (255.0 if arr.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-        return image_mod.fromarray(arr)
+        return image_mod.fromarray(to_uint8(source, name))
+    size = len(source) if isinstance(source, bytes | bytearray) else None
     if isinstance(source, bytes | bytearray):
         source = io.BytesIO(source)
-    too_large = DataError(
-        f"{name} is too large (over {MAX_PIXELS // 1_000_000} megapixels); "
-        "resize it before recognising it"
-    )
     try:
         img = image_mod.open(source)
     except image_mod.DecompressionBombError:
-        raise too_large from None
+        raise DataError(f"{name} is too large: over {CAMERA_PIXELS // 1_000_000} megapixels, "
+                        "more than any camera makes (refused as a possible decompression "
+                        "bomb); resize it") from None
     except image_mod.UnidentifiedImageError:
         raise DataError(
             f"{name} is not a readable image (not PNG, JPEG, BMP, GIF, TIFF or WebP, or corrupt)"
         ) from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except Exception as exc:  # Pillow's header parsers fail on damaged files in varied ways
         raise DataError(f"{name} is not a readable image ({exc})") from None
-    if img.width * img.height > MAX_PIXELS:  # Pillow itself only warns below 2x its limit
-        raise too_large
+    check_size(img, name, size)
     return img
+
+
+def check_size(img: Any, name: str, n_bytes: int | None) -> None:
+    """Refuse what no camera makes, and what would not decode in bounded memory."""
+    pixels = img.width * img.height
+    mp = f"{img.width}x{img.height} ({pixels / 1e6:.0f} megapixels)"
+    if pixels > CAMERA_PIXELS:  # Pillow itself only warns below 2x its limit
+        raise DataError(f"{name} is too large: {mp}, more than any camera makes (limit "
+                        f"{CAMERA_PIXELS // 1_000_000} megapixels; refused as a possible "
+                        "decompression bomb); resize it")
+    if n_bytes and pixels > BOMB_CHECKED and pixels > BOMB_RATIO * n_bytes:
+        raise DataError(f"{name} is too large for its file: {n_bytes} bytes unpack into {mp}, "
+                        f"over {BOMB_RATIO} pixels a byte, which no camera or scanner writes "
+                        "(refused as a possible decompression bomb); resize it")
+    if img.format != "JPEG" and pixels > FULL_DECODE_PIXELS:
+        raise DataError(f"{name} is too large to decode: a {img.format or 'non-JPEG'} image of "
+                        f"{mp}; JPEGs are decoded at a reduced size, other formats up to "
+                        f"{FULL_DECODE_PIXELS // 1_000_000} megapixels; resize it or save it "
+                        "as JPEG")
+
+
+def to_uint8(arr: np.ndarray, name: str = "image") -> np.ndarray:
+    """Grey or colour values as uint8: 0..1 (floats) and 0..65535 (16-bit) scaled to 0..255."""
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))) or arr.size == 0:
+        raise DataError(f"{name}: an image array must be (height, width) or (height, width, "
+                        f"3 or 4) with at least one pixel, not {arr.shape}")
+    if arr.dtype == np.uint8:
+        return arr
+    values = arr.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise DataError(f"{name}: the image array holds NaN or infinite values")
+    top = float(values.max())
+    scale = 255.0 if top <= 1.0 else 255.0 / 65535 if top > 255 else 1.0
+    return np.clip(values * scale, 0, 255).astype(np.uint8)
+
+
+def decode_grey(img: Any, name: str = "image", draft: int | None = None,
+                longest: int | None = None) -> np.ndarray:
+    """A PIL image -> grey float32 (h, w), 0..255: the first frame or page; transparency as
+    white paper; 16-bit, integer and float images scaled to 0..255. ``draft``: a JPEG decodes
+    at the smallest size the codec's DCT scaling offers whose sides are both at least
+    ``draft`` (or, with ``longest``, that fits ``longest``). ``longest``: a larger image is
+    scaled down (bicubic) to that longer side."""
+    image_mod = require_pillow()
+    try:
+        size = None  # the size to scale down to, if any
+        if longest and max(img.size) > longest:
+            scale = longest / max(img.size)
+            size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+            if img.format == "JPEG":
+                img.draft("L", size)  # JPEGs decode at a reduced size: bounded memory
+        elif draft and img.format == "JPEG":
+            img.draft("L", (draft, draft))  # decode at 1/2..1/8 size
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            rgba = img.convert("RGBA")  # transparent background -> white paper
+            bg = image_mod.new("RGBA", rgba.size, (255, 255, 255, 255))
+            img = image_mod.alpha_composite(bg, rgba)
+        if img.mode.startswith(("I", "F")):  # 16-bit, 32-bit integer or float grey
+            img = image_mod.fromarray(to_uint8(np.asarray(img), name))
+        img = img.convert("L")
+        if size is not None and img.size != size:
+            img = img.resize(size)
+        grey = np.asarray(img, dtype=np.float32)
+    except DataError:
+        raise
+    except Exception as exc:  # Pillow's decoders fail on damaged files in varied ways
+        raise DataError(f"{name} is not a readable image ({exc})") from None
+    if grey.size == 0:
+        raise DataError(f"{name} is an empty image (0 pixels)")
+    return grey
 
 
 def read_path(path: str | Path) -> bytes:
@@ -103,31 +178,33 @@ def preprocess_image(
 ) -> np.ndarray:
     """Any image (path, bytes, PIL image, array) -> (28, 28) uint8, white numeral on black."""
     params = params or Preprocessing()
-    image_mod = require_pillow()
     if isinstance(source, str | Path):
         source, name = read_path(source), str(source)
-    img = open_image(source, name)
-    try:
-        if img.format == "JPEG":
-            img.draft("L", (params.size * 3 // 2, params.size * 3 // 2))  # decode at 1/2..1/8 size
-        if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
-            rgba = img.convert("RGBA")  # transparent background -> white paper
-            bg = image_mod.new("RGBA", rgba.size, (255, 255, 255, 255))
-            img = image_mod.alpha_composite(bg, rgba)
-        grey = np.asarray(img.convert("L"), dtype=np.float32)
-    except image_mod.DecompressionBombError:
-        raise DataError(f"{name} is too large; resize it before recognising it") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{name} is not a readable image ({exc})") from None
-    if grey.size == 0:
-        raise DataError(f"{name} is an empty image")
-    return grey_to_input(grey, params)
+    return grey_to_input(decode_grey(open_image(source, name), name, params.size * 3 // 2),
+                         params)
 
 
 def should_invert(grey: np.ndarray) -> bool:
     """True when the border is mostly light, i.e. a dark numeral on light paper."""
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     return float(np.median(border)) > 127.0
+
+
+def blank_reason(grey: np.ndarray) -> str | None:
+    """Why an image holds no numeral, or None when it has ink: its ink (after a 3x3 box blur,
+    so that a lone noisy pixel is not ink) differs from its paper (the median) by less than
+    MIN_CONTRAST grey levels. A blank page, a uniform image and one all ink are blank."""
+    image_mod = require_pillow()
+    from PIL import ImageFilter
+
+    g = 255.0 - grey if should_invert(grey) else np.asarray(grey, np.float32)
+    img = image_mod.fromarray(np.clip(g, 0, 255).astype(np.uint8))
+    blurred = np.asarray(img.filter(ImageFilter.BoxBlur(1)) if min(g.shape) > 2 else img)
+    contrast = float(blurred.max()) - float(np.median(g))
+    if contrast >= MIN_CONTRAST:
+        return None
+    return (f"no numeral found: the image looks blank (its ink differs from the paper by "
+            f"{contrast:.0f} grey levels, under {MIN_CONTRAST:.0f})")
 
 
 def grey_to_input(grey: np.ndarray, params: Preprocessing | None = None) -> np.ndarray:

@@ -3,7 +3,8 @@
     GET  /              the page: draw or upload a numeral, see the top-3 live
     POST /api/predict   an image (multipart field ``file``, or the raw body as
                         image/png, image/jpeg, ...) or JSON {"pixels": 28x28 grey values}
-                        -> {"label", "class", "probabilities", "top3", "input", "model"}
+                        -> {"label", "class", "probabilities", "top3", "input", "model"};
+                        an image with no ink: label and class null, and the "reason"
     POST /api/read      an image of a whole number (same forms but JSON) -> {"text",
                         "digits": [{"class", "box", "top3", ...}], "confidence", "reason"}
     GET  /api/health    {"status": "ok"}
@@ -11,17 +12,25 @@
     GET  /openapi.json  the schema (FastAPI)
 
 Every bad request gets a 4xx with ``{"error": "..."}``; a request body over
-``MAX_BODY_BYTES`` gets 413 before it is read in full.
+``MAX_BODY_BYTES`` gets 413 before it is read in full. At most ``MAX_UPLOADS`` bodies are in
+memory at once and the decoding and recognition run on worker threads, so a crowd sending
+photos neither exhausts memory nor slows ``/api/health``; a request kept waiting over
+``QUEUE_SECONDS`` gets 503 with Retry-After.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,10 +39,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from numeral.data import DataError
 from numeral.nn import Ensemble
-from numeral.predict import Recognizer
+from numeral.predict import Recognizer, nothing_found
+from numeral.read import NumberReader
 
-MAX_BODY_BYTES = 8 * 1024 * 1024
-BLANK_RANGE = 16  # an image whose grey values span less than this holds no numeral
+MAX_BODY_BYTES = 40 * 1024 * 1024  # phones' photos: 3-15 MB at 12-50 megapixels, 25 at 200
+MAX_UPLOADS = 8  # requests whose bodies are in memory at once; the others wait their turn
+QUEUE_SECONDS = 30.0  # a request that waits longer for its turn gets 503 and Retry-After
+CPU_THREADS = os.cpu_count() or 1  # threads that decode and recognise (NumPy frees the GIL)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp",
                "application/octet-stream")
 
@@ -41,9 +53,10 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp"
 class BadRequest(Exception):
     """A request the API refuses, with its HTTP status and a one-line reason."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None
+                 ) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.headers = status, message, headers
 
 
 PIXELS_SCHEMA = {
@@ -121,23 +134,29 @@ def model_info(recognizer: Recognizer, path: Path) -> dict[str, Any]:
 def create_app(model_path: str | Path) -> FastAPI:
     """The app serving the model at ``model_path`` (loaded once, at start)."""
     from numeral.models import resolve_model
-    from numeral.read import NumberReader
 
     path = resolve_model(model_path)
     recognizer = Recognizer.from_file(path)  # a missing or corrupt file fails here
     reader = NumberReader(recognizer)
     info = model_info(recognizer, path)
     exemplars = recognizer.meta.get("exemplars") or []
+    uploads = asyncio.Semaphore(MAX_UPLOADS)
     app = FastAPI(title="numeral", version="1", summary="Recognise handwritten numerals",
                   description="A NumPy network trained by hand-written back-propagation.")
 
     @app.exception_handler(BadRequest)
     async def bad_request(request: Request, exc: BadRequest) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return JSONResponse({"error": exc.message}, status_code=exc.status,
+                            headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"error": f"invalid request: {exc.errors()}"}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:  # never the user's fault
+        return JSONResponse({"error": f"internal error in numeral ({type(exc).__name__}: "
+                                      f"{exc}); please report it"}, status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -148,7 +167,7 @@ def create_app(model_path: str | Path) -> FastAPI:
         return (resources.files("numeral.serve") / "static" / "index.html").read_text()
 
     @app.get("/api/health")
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:  # on the event loop: never behind recognition
         return {"status": "ok"}
 
     @app.get("/api/model")
@@ -157,35 +176,87 @@ def create_app(model_path: str | Path) -> FastAPI:
 
     @app.post("/api/predict", openapi_extra=PREDICT_OPENAPI)
     async def predict(request: Request) -> dict[str, Any]:
-        image28 = await read_input(request, recognizer)
-        result = recognizer.recognize_image(image28)
+        async with admitted(uploads):
+            content = await request_image(request, allow_json=True)
+            image28, reason = await on_cpu(prepare_input, content, recognizer)
+            result = nothing_found(reason) if reason else \
+                await on_cpu(recognizer.recognize_image, image28)
         return {**result, "input": image28.tolist(), "model": info}
 
     @app.post("/api/read", openapi_extra=READ_OPENAPI)
     async def read(request: Request) -> dict[str, Any]:
-        data = await image_bytes(request)
-        try:
-            return reader.read(data, "the uploaded file")
-        except DataError as exc:
-            raise BadRequest(422, str(exc)) from None
-        except Exception as exc:  # a truncated image fails while decoding, in varied ways
-            raise BadRequest(422, f"the uploaded file is not a readable image ({exc})") from None
+        async with admitted(uploads):
+            data = await request_image(request, allow_json=False)
+            return await on_cpu(read_upload, data, reader)
 
     return app
 
 
-async def image_bytes(request: Request) -> bytes:
-    """The image a request carries (multipart field 'file', or the raw body)."""
+async def on_cpu(work: Any, *args: Any) -> Any:
+    """``work(*args)`` on one of CPU_THREADS worker threads, so that the event loop keeps
+    answering (health checks, other uploads) while an image is decoded and recognised; an
+    image the decoder refuses is a 422."""
+    try:
+        return await anyio.to_thread.run_sync(lambda: work(*args), limiter=cpu_limiter())
+    except DataError as exc:
+        raise BadRequest(422, str(exc)) from None
+
+
+@asynccontextmanager
+async def admitted(uploads: asyncio.Semaphore) -> AsyncIterator[None]:
+    """At most MAX_UPLOADS requests hold their bodies in memory at once (the others wait,
+    their bytes held back by the server's flow control); one that waits over QUEUE_SECONDS
+    is turned away with 503 and Retry-After."""
+    try:
+        await asyncio.wait_for(uploads.acquire(), QUEUE_SECONDS)
+    except TimeoutError:
+        raise BadRequest(503, f"the server is busy (over {MAX_UPLOADS} images in progress "
+                              f"for {QUEUE_SECONDS:.0f} s); try again shortly",
+                         headers={"Retry-After": "5"}) from None
+    try:
+        yield
+    finally:
+        uploads.release()
+
+
+_CPU: list[anyio.CapacityLimiter] = []
+
+
+def cpu_limiter() -> anyio.CapacityLimiter:
+    if not _CPU:  # made inside the running event loop, once
+        _CPU.append(anyio.CapacityLimiter(CPU_THREADS))
+    return _CPU[0]
+
+
+def prepare_input(content: bytes | np.ndarray, recognizer: Recognizer
+                  ) -> tuple[np.ndarray, str | None]:
+    """The 28x28 input and why it holds no numeral: JSON pixels are the input already."""
+    if isinstance(content, np.ndarray):
+        return content, None  # recognize_image says when a drawn canvas is blank
+    return recognizer.prepare(content, "the uploaded file")
+
+
+def read_upload(data: bytes, reader: NumberReader) -> dict[str, Any]:
+    return reader.read(data, "the uploaded file")
+
+
+async def request_image(request: Request, allow_json: bool) -> bytes | np.ndarray:
+    """The image a request carries: multipart field 'file', the raw body, or (``allow_json``)
+    JSON {"pixels": 28x28}, which gives the input array itself."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await read_body(request)
+    json_too = " or JSON {\"pixels\": ...}" if allow_json else ""
     if not body:
-        raise BadRequest(422, "empty request: send an image file")
+        raise BadRequest(422, f"empty request: send an image file{json_too}")
+    if allow_json and content_type == "application/json":
+        return pixels_from_json(body)
     if content_type == "multipart/form-data":
         return await uploaded_file(request, body)
     if content_type in IMAGE_TYPES or content_type.startswith("image/"):
         return body
     raise BadRequest(415, f"unsupported content type {content_type or 'none'!r}: send "
-                          "multipart/form-data with a 'file', or an image body")
+                          "multipart/form-data with a 'file', an image body"
+                          + (", or JSON" if allow_json else ""))
 
 
 async def read_body(request: Request) -> bytes:
@@ -202,24 +273,6 @@ async def read_body(request: Request) -> bytes:
                                   "send a smaller image")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-async def read_input(request: Request, recognizer: Recognizer) -> np.ndarray:
-    """The 28x28 image the network will see, from whichever form the request used."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await read_body(request)
-    if not body:
-        raise BadRequest(422, "empty request: send an image file or JSON {\"pixels\": ...}")
-    if content_type == "application/json":
-        return pixels_from_json(body)
-    if content_type == "multipart/form-data":
-        image = await uploaded_file(request, body)
-    elif content_type in IMAGE_TYPES or content_type.startswith("image/"):
-        image = body
-    else:
-        raise BadRequest(415, f"unsupported content type {content_type or 'none'!r}: send "
-                              "multipart/form-data with a 'file', an image body, or JSON")
-    return image_from_bytes(image, recognizer)
 
 
 async def uploaded_file(request: Request, body: bytes) -> bytes:
@@ -239,21 +292,6 @@ async def uploaded_file(request: Request, body: bytes) -> bytes:
     return await upload.read()
 
 
-def image_from_bytes(data: bytes, recognizer: Recognizer) -> np.ndarray:
-    """Decode once, preprocess as in training; refuse images that hold no numeral."""
-    from numeral.data.preprocess import open_image
-
-    try:
-        image28 = recognizer.image_to_input(open_image(data, "the uploaded file"))
-    except DataError as exc:
-        raise BadRequest(422, str(exc)) from None
-    except Exception as exc:  # a truncated image fails while decoding, in varied ways
-        raise BadRequest(422, f"the uploaded file is not a readable image ({exc})") from None
-    if int(np.ptp(image28)) < BLANK_RANGE:  # a blank page stays blank after preprocessing
-        raise BadRequest(422, "the image is blank: draw or upload a numeral")
-    return image28
-
-
 def pixels_from_json(body: bytes) -> np.ndarray:
     try:
         payload = json.loads(body)
@@ -270,7 +308,4 @@ def pixels_from_json(body: bytes) -> np.ndarray:
         raise BadRequest(422, "pixels must hold numbers only")
     if not all(math.isfinite(v) and 0 <= v <= 255 for v in values):
         raise BadRequest(422, "pixel values must be between 0 and 255")
-    image = np.array(values, np.float64).reshape(28, 28)
-    if np.ptp(image) < BLANK_RANGE:
-        raise BadRequest(422, "the image is blank: draw a numeral")
-    return np.rint(image).astype(np.uint8)
+    return np.rint(np.array(values, np.float64).reshape(28, 28)).astype(np.uint8)
