@@ -1,6 +1,7 @@
-"""A bounded load test of ``POST /api/predict`` on 127.0.0.1.
+"""A bounded load test of ``POST /api/predict`` on 127.0.0.1, and of a crowd sending photos.
 
     python benchmarks/bench_serve.py runs/best/model.npz [--clients 50] [--seconds 10]
+    python benchmarks/bench_serve.py tibetan --crowd [--clients 50] [--photo-mb 10]
 
 Starts ``numeral serve`` on a free local port and drives it with asyncio clients
 over keep-alive HTTP/1.1 connections, each posting a 280x280 PNG canvas (a real
@@ -12,6 +13,12 @@ numeral from the data when NUMERAL_DATA is set, else a drawn ring):
 * saturated: the same clients sending back to back -> the server's maximum
   requests per second (and the queueing latency that comes with it).
 
+* crowd (``--crowd``): ``--clients`` clients each posting a phone photo of about
+  ``--photo-mb`` MB (a 48-megapixel JPEG of a written number) to ``/api/read``, while 8
+  others post canvases to ``/api/predict`` and one asks ``/api/health`` every 50 ms ->
+  the statuses of every answer, health's latency, the photos' latency and the server
+  process's peak memory (VmHWM).
+
 Every loop is bounded in requests and in time, and only 127.0.0.1 is contacted.
 """
 
@@ -19,20 +26,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import statistics
 import sys
 import time
 import zipfile
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from numeral.serve.local import local_server
+from numeral.serve.local import local_server, local_server_process
 
 MAX_REQUESTS = 200_000
 
@@ -53,13 +63,19 @@ def canvas_png() -> bytes:
 
 
 async def client(port: int, body: bytes, interval: float, stop: float,
-                 latencies: list[float], errors: list[int]) -> None:
+                 latencies: list[float], errors: list[int], path: str = "/api/predict",
+                 content_type: str = "image/png", limit: int = MAX_REQUESTS,
+                 statuses: list[int] | None = None) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    request = (b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+    method = b"GET" if path == "/api/health" else b"POST"
+    request = (method + b" " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               b"Content-Type: " + content_type.encode() + b"\r\n"
                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
     next_at = time.perf_counter() + np.random.default_rng().uniform(0, max(interval, 1e-3))
+    sent = 0
     try:
-        while time.perf_counter() < stop and len(latencies) < MAX_REQUESTS:
+        while time.perf_counter() < stop and len(latencies) < MAX_REQUESTS and sent < limit:
+            sent += 1
             if interval:
                 await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
                 next_at += interval
@@ -73,6 +89,8 @@ async def client(port: int, body: bytes, interval: float, stop: float,
                     length = int(line.split(b":")[1])
             await reader.readexactly(length)
             latencies.append(time.perf_counter() - started)
+            if statuses is not None:
+                statuses.append(status)
             if status != 200:
                 errors.append(status)
     finally:
@@ -93,6 +111,81 @@ async def load(port: int, clients: int, interval: float, seconds: float) -> dict
             "p50": statistics.median(ms), "p99": ms[int(0.99 * (len(ms) - 1))]}
 
 
+def phone_photo(megabytes: float, size: tuple[int, int] = (8000, 6000)) -> bytes:
+    """A 48-megapixel (8000x6000) JPEG of a written number on grey paper with sensor noise,
+    its quality chosen so that the file is about ``megabytes`` MB (phones: 3-15 MB)."""
+    from numeral.data.compose import Layout, compose_number
+
+    rng = np.random.default_rng(0)
+    rings = np.zeros((3, 28, 28), np.uint8)
+    yy, xx = np.mgrid[:28, :28]
+    for i, r in enumerate((8, 10, 12)):
+        rings[i][np.abs(np.hypot(yy - 14, xx - 14) - r) < 2] = 255
+    small = compose_number(rings, rng, Layout(height=(60, 60), specks=0))
+    page = np.full((600, 800), float(np.median(small)), np.float32)
+    page[200 : 200 + small.shape[0], 50 : 50 + min(small.shape[1], 700)] = small[:, :700]
+    big = np.asarray(Image.fromarray(page.astype(np.uint8)).resize(size), np.float32)
+    noisy = np.clip(big + rng.normal(0, 10, big.shape), 0, 255).astype(np.uint8)
+    best = b""
+    for quality in (60, 75, 85, 92, 97):
+        buffer = io.BytesIO()
+        Image.fromarray(noisy).save(buffer, format="JPEG", quality=quality)
+        best = buffer.getvalue()
+        if len(best) >= megabytes * 1e6:
+            break
+    return best
+
+
+def peak_memory_mb(pid: int) -> float:
+    """The process's peak resident memory (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1e3
+    return float("nan")
+
+
+async def crowd(port: int, photo: bytes, photo_clients: int, photos_each: int,
+                canvas_clients: int = 8, seconds: float = 120.0) -> dict[str, Any]:
+    """Photo clients post ``photos_each`` photos to /api/read while canvas clients post to
+    /api/predict and a prober asks /api/health every 50 ms, until the photos are done."""
+    stop = time.perf_counter() + seconds
+    read_ms: list[float] = []
+    read_status: list[int] = []
+    predict_ms: list[float] = []
+    predict_status: list[int] = []
+    health_ms: list[float] = []
+    health_status: list[int] = []
+    ignored: list[int] = []
+    photos = [client(port, photo, 0.0, stop, read_ms, ignored, "/api/read", "image/jpeg",
+                     photos_each, read_status) for _ in range(photo_clients)]
+    canvas = canvas_png()
+
+    async def others() -> None:
+        side = [client(port, canvas, 0.1, stop, predict_ms, ignored, "/api/predict",
+                       statuses=predict_status) for _ in range(canvas_clients)]
+        side.append(client(port, b"", 0.05, stop, health_ms, ignored, "/api/health",
+                           statuses=health_status))
+        await asyncio.gather(*side)
+
+    background = asyncio.ensure_future(others())
+    started = time.perf_counter()
+    await asyncio.gather(*photos)
+    elapsed = time.perf_counter() - started
+    background.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await background
+
+    def pct(ms: list[float], q: float) -> float:
+        values = sorted(1e3 * x for x in ms)
+        return values[int(q * (len(values) - 1))] if values else float("nan")
+
+    return {"photos": len(read_ms), "seconds": elapsed,
+            "read_status": Counter(read_status), "predict_status": Counter(predict_status),
+            "health_status": Counter(health_status), "health_p50": pct(health_ms, 0.5),
+            "health_p99": pct(health_ms, 0.99), "health_max": pct(health_ms, 1.0),
+            "read_p50": pct(read_ms, 0.5), "read_max": pct(read_ms, 1.0)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model", type=Path)
@@ -100,7 +193,29 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.25,
                         help="seconds between one client's requests in the paced run")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--crowd", action="store_true",
+                        help="photos to /api/read beside canvases and health checks")
+    parser.add_argument("--photo-mb", type=float, default=10.0)
+    parser.add_argument("--photos-each", type=int, default=2)
     args = parser.parse_args()
+    if args.crowd:
+        photo = phone_photo(args.photo_mb)
+        with local_server_process(args.model) as (url, process):
+            port = int(url.rsplit(":", 1)[1])
+            idle = peak_memory_mb(process.pid)
+            r = asyncio.run(crowd(port, photo, args.clients, args.photos_each, seconds=600))
+            peak = peak_memory_mb(process.pid)
+        print(f"crowd: {args.clients} clients x {args.photos_each} photos of "
+              f"{len(photo) / 1e6:.1f} MB (8000x6000 JPEG) to /api/read, 8 canvas clients "
+              f"(10 req/s each) to /api/predict, /api/health every 50 ms; {os.cpu_count()} "
+              "cores, one uvicorn process")
+        print(f"  photos: {r['photos']} in {r['seconds']:.1f} s, statuses "
+              f"{dict(r['read_status'])}, p50 {r['read_p50']:.0f} ms, max {r['read_max']:.0f} ms")
+        print(f"  predict statuses {dict(r['predict_status'])}; health statuses "
+              f"{dict(r['health_status'])}, p50 {r['health_p50']:.1f} ms, p99 "
+              f"{r['health_p99']:.1f} ms, max {r['health_max']:.1f} ms")
+        print(f"  server memory: {idle:.0f} MB at rest, peak {peak:.0f} MB")
+        return
     with local_server(args.model) as url:
         port = int(url.rsplit(":", 1)[1])
         asyncio.run(load(port, 4, 0.0, 1.0))  # warm up

@@ -246,14 +246,15 @@ def attach_fragments(groups: list[list[Any]], height: float) -> list[list[Any]]:
     return [groups[i] for i in sorted(whole, key=lambda j: spans[j][0])]
 
 
-Score = Callable[[list["Piece"]], float]
+Score = Callable[[list["Piece"]], np.ndarray]
 
 
 def split_touching(region: np.ndarray, x: int, y: int, height: float,
                    score: Score | None = None) -> list[Piece]:
     """One numeral, or several that touch: a piece wider than a numeral is cut near each of
     its even cuts, where the column ink is thinnest, or (given ``score``, the recogniser's
-    confidence in pieces) at whichever of several columns near there makes the surest pieces."""
+    confidence in each piece) at whichever of several columns near there makes the surest
+    pieces."""
     w = region.shape[1]
     width = ASPECT * height
     count = round(w / width) if w > 1.5 * width else 1
@@ -269,16 +270,20 @@ def split_touching(region: np.ndarray, x: int, y: int, height: float,
     cuts = [int(np.argmin([columns[c] for c in window])) for window in windows]
     chosen = [window[k] for window, k in zip(windows, cuts, strict=True)]
 
-    def pieces(at: list[int]) -> list[Piece]:
-        bounds = [0, *at, w]
+    def pieces(bounds: list[int]) -> list[Piece]:
         return [trimmed(region[:, a:b], x + a, y) for a, b in itertools.pairwise(bounds)
                 if b - a > 1 and region[:, a:b].max() > 0]
 
     if score is not None:  # each cut in turn, the others held, left to right
         for j, window in enumerate(windows):
-            options = [[*chosen[:j], c, *chosen[j + 1 :]] for c in window]
-            chosen = max(options, key=lambda at: score(pieces(at)))
-    return pieces(chosen)
+            # only the two pieces beside cut j change: score those, every option in one batch
+            left, right = ([0, *chosen][j], [*chosen, w][j + 1])
+            local = [pieces([left, c, right]) for c in window]
+            sure = score([p for option in local for p in option])
+            owner = np.repeat(np.arange(len(window)), [len(option) for option in local])
+            totals = np.bincount(owner, weights=sure, minlength=len(window))
+            chosen[j] = window[int(np.argmax(totals))]
+    return pieces([0, *chosen, w])
 
 
 def trimmed(region: np.ndarray, x: int, y: int) -> Piece:
@@ -297,11 +302,13 @@ class NumberReader:
         names = recognizer.class_names
         self.tibetan = names == [str(i) for i in range(10)]
 
-    def sureness(self, pieces: list[Piece]) -> float:
-        """How surely the model reads these pieces: the sum of log top probabilities."""
+    def sureness(self, pieces: list[Piece]) -> np.ndarray:
+        """How surely the model reads each of these pieces: the log of its top probability."""
+        if not pieces:
+            return np.zeros(0)
         inputs = np.stack([grey_to_input(p.ink, self.params) for p in pieces])
         proba = self.recognizer.model.predict_proba(vectorize(inputs))
-        return float(np.log(np.clip(proba.max(axis=1), 1e-12, None)).sum())
+        return np.log(np.clip(proba.max(axis=1), 1e-12, None)).astype(np.float64)
 
     def read(self, source: Any, name: str = "image") -> dict[str, Any]:
         """Any image (path, bytes, array, PIL image) -> the reading (see the module)."""

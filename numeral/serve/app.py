@@ -14,8 +14,8 @@
 Every bad request gets a 4xx with ``{"error": "..."}``; a request body over
 ``MAX_BODY_BYTES`` gets 413 before it is read in full. At most ``MAX_UPLOADS`` bodies are in
 memory at once and the decoding and recognition run on worker threads, so a crowd sending
-photos neither exhausts memory nor slows ``/api/health``; a request kept waiting over
-``QUEUE_SECONDS`` gets 503 with Retry-After.
+photos neither exhausts memory nor slows ``/api/health`` or the canvases (:class:`Lanes`); a
+photo kept waiting over ``QUEUE_SECONDS`` gets 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ from numeral.predict import Recognizer, nothing_found
 from numeral.read import NumberReader
 
 MAX_BODY_BYTES = 40 * 1024 * 1024  # phones' photos: 3-15 MB at 12-50 megapixels, 25 at 200
-MAX_UPLOADS = 8  # requests whose bodies are in memory at once; the others wait their turn
+MAX_UPLOADS = 8  # photos whose bodies are in memory at once; the others wait their turn
+SMALL_BODY = 1024 * 1024  # bytes: a canvas or a crop, which never waits behind photos
 QUEUE_SECONDS = 30.0  # a request that waits longer for its turn gets 503 and Retry-After
 CPU_THREADS = os.cpu_count() or 1  # threads that decode and recognise (NumPy frees the GIL)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp",
@@ -140,7 +141,7 @@ def create_app(model_path: str | Path) -> FastAPI:
     reader = NumberReader(recognizer)
     info = model_info(recognizer, path)
     exemplars = recognizer.meta.get("exemplars") or []
-    uploads = asyncio.Semaphore(MAX_UPLOADS)
+    lanes = Lanes()
     app = FastAPI(title="numeral", version="1", summary="Recognise handwritten numerals",
                   description="A NumPy network trained by hand-written back-propagation.")
 
@@ -176,7 +177,7 @@ def create_app(model_path: str | Path) -> FastAPI:
 
     @app.post("/api/predict", openapi_extra=PREDICT_OPENAPI)
     async def predict(request: Request) -> dict[str, Any]:
-        async with admitted(uploads):
+        async with lanes.admitted(request) as on_cpu:
             content = await request_image(request, allow_json=True)
             image28, reason = await on_cpu(prepare_input, content, recognizer)
             result = nothing_found(reason) if reason else \
@@ -185,47 +186,59 @@ def create_app(model_path: str | Path) -> FastAPI:
 
     @app.post("/api/read", openapi_extra=READ_OPENAPI)
     async def read(request: Request) -> dict[str, Any]:
-        async with admitted(uploads):
+        async with lanes.admitted(request) as on_cpu:
             data = await request_image(request, allow_json=False)
             return await on_cpu(read_upload, data, reader)
 
     return app
 
 
-async def on_cpu(work: Any, *args: Any) -> Any:
-    """``work(*args)`` on one of CPU_THREADS worker threads, so that the event loop keeps
-    answering (health checks, other uploads) while an image is decoded and recognised; an
-    image the decoder refuses is a 422."""
-    try:
-        return await anyio.to_thread.run_sync(lambda: work(*args), limiter=cpu_limiter())
-    except DataError as exc:
-        raise BadRequest(422, str(exc)) from None
+class Lanes:
+    """Where a request's work runs. A large body (a photo: over SMALL_BODY bytes, or of no
+    declared length) waits for one of MAX_UPLOADS places, so that a crowd's photos do not all
+    sit in memory at once (the others' bytes are held back by the server's flow control), and
+    is decoded and recognised on one of CPU_THREADS worker threads; a small one (a canvas)
+    takes its own thread and never queues behind photos. The event loop itself stays free for
+    /api/health. A photo kept waiting over QUEUE_SECONDS gets 503 with Retry-After."""
 
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
 
-@asynccontextmanager
-async def admitted(uploads: asyncio.Semaphore) -> AsyncIterator[None]:
-    """At most MAX_UPLOADS requests hold their bodies in memory at once (the others wait,
-    their bytes held back by the server's flow control); one that waits over QUEUE_SECONDS
-    is turned away with 503 and Retry-After."""
-    try:
-        await asyncio.wait_for(uploads.acquire(), QUEUE_SECONDS)
-    except TimeoutError:
-        raise BadRequest(503, f"the server is busy (over {MAX_UPLOADS} images in progress "
-                              f"for {QUEUE_SECONDS:.0f} s); try again shortly",
-                         headers={"Retry-After": "5"}) from None
-    try:
-        yield
-    finally:
-        uploads.release()
+    def _bind(self) -> None:  # asyncio's primitives belong to the loop that made them
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:
+            self.loop = loop
+            self.uploads = asyncio.Semaphore(MAX_UPLOADS)
+            self.photos = anyio.CapacityLimiter(CPU_THREADS)
+            self.canvases = anyio.CapacityLimiter(1)
 
+    @asynccontextmanager
+    async def admitted(self, request: Request) -> AsyncIterator[Any]:
+        self._bind()
+        declared = request.headers.get("content-length", "")
+        large = not declared.isdigit() or int(declared) > SMALL_BODY
+        limiter = self.photos if large else self.canvases
 
-_CPU: list[anyio.CapacityLimiter] = []
+        async def on_cpu(work: Any, *args: Any) -> Any:
+            """``work(*args)`` on a worker thread; an image the decoder refuses is a 422."""
+            try:
+                return await anyio.to_thread.run_sync(lambda: work(*args), limiter=limiter)
+            except DataError as exc:
+                raise BadRequest(422, str(exc)) from None
 
-
-def cpu_limiter() -> anyio.CapacityLimiter:
-    if not _CPU:  # made inside the running event loop, once
-        _CPU.append(anyio.CapacityLimiter(CPU_THREADS))
-    return _CPU[0]
+        if not large:
+            yield on_cpu
+            return
+        try:
+            await asyncio.wait_for(self.uploads.acquire(), QUEUE_SECONDS)
+        except TimeoutError:
+            raise BadRequest(503, f"the server is busy (over {MAX_UPLOADS} photos in progress "
+                                  f"for {QUEUE_SECONDS:.0f} s); try again shortly",
+                             headers={"Retry-After": "5"}) from None
+        try:
+            yield on_cpu
+        finally:
+            self.uploads.release()
 
 
 def prepare_input(content: bytes | np.ndarray, recognizer: Recognizer

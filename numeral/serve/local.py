@@ -25,6 +25,14 @@ def free_port() -> int:
 def local_server(model_path: str | Path, timeout: float = 30.0) -> Iterator[str]:
     """Start the server for ``model_path``, wait until /api/health answers, yield its URL;
     stop it on exit."""
+    with local_server_process(model_path, timeout) as (url, _):
+        yield url
+
+
+@contextmanager
+def local_server_process(model_path: str | Path, timeout: float = 30.0
+                         ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`local_server`, yielding the server's process too (to measure its memory)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen([sys.executable, "-m", "numeral.cli", "serve", str(model_path),
@@ -39,7 +47,7 @@ def local_server(model_path: str | Path, timeout: float = 30.0) -> Iterator[str]
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise NumeralError(f"numeral serve {model_path} did not start") from None
                 time.sleep(0.1)
-        yield url
+        yield url, process
     finally:
         process.terminate()
         process.wait(timeout=10)
