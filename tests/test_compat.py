@@ -41,7 +41,6 @@ def test_models_saved_by_numeral_0_1_load_and_predict_as_they_did(name: str,
             "identity": "tanh"}
     layers = [swap.get(layer, layer) for layer in desc["layers"]]
     assert layers != desc["layers"]
-    swapped = Network.from_description({**desc, "layers": layers}, arrays)
-    if isinstance(model, Ensemble):
-        swapped = Ensemble([swapped, *model.members[1:]])
+    net = Network.from_description({**desc, "layers": layers}, arrays)
+    swapped = Ensemble([net, *model.members[1:]]) if isinstance(model, Ensemble) else net
     assert np.abs(swapped.predict_proba(X) - then).max() > 100 * atol

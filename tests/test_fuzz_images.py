@@ -178,7 +178,7 @@ def camera_photo(width: int, height: int, quality: int = 90) -> bytes:
     """A phone-sized JPEG: a ring (a numeral ༠) on uneven grey paper with noise, made at a
     tenth of the size and scaled up (so the test needs little time to make it)."""
     small = pattern("ring", height // 10, width // 10, 0).astype(np.float32)
-    small = small * np.linspace(0.8, 1.0, small.shape[1])[None, :]
+    small = small * np.linspace(0.8, 1.0, small.shape[1], dtype=np.float32)[None, :]
     img = Image.fromarray(small.astype(np.uint8)).resize((width, height), Image.Resampling.BILINEAR)
     buffer = io.BytesIO()
     img.convert("RGB").save(buffer, format="JPEG", quality=quality)
