@@ -20,6 +20,11 @@ is :func:`run_experiment`, which
 ``report.html``      everything above in one self-contained page (:mod:`numeral.report`)
 ==================  ==================================================================
 
+A run stopped at any moment (Ctrl-C, a kill, a crash) continues with ``numeral train
+--resume DIR``: from ``checkpoint.npz``, written atomically after every epoch and removed
+only by the run's last step, or from the beginning if it stopped before its first
+checkpoint; either way it ends with exactly an uninterrupted run's weights.
+
 A config with a ``[study]`` table runs each variant into ``DIR/<variant>/`` and
 then compares them in ``DIR/report.html``.
 """
@@ -190,10 +195,19 @@ def run_experiment(
         return run_study(config, source, out, progress=progress, log=log)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.npz"
+    remove_leftovers(out)
     if resume and not checkpoint.is_file():
-        raise ConfigError(f"nothing to resume in {out}: it has no checkpoint.npz")
+        if (out / "model.npz").is_file():  # a run's last step removes its checkpoint
+            raise ConfigError(f"nothing to resume in {out}: its run finished (model.npz is "
+                              f"there); train it again with --out instead of --resume")
+        log(f"{out} has no checkpoint yet (stopped in its first epoch): starting it again "
+            f"from the beginning")
+        resume = False
     data = prepare_data(config, source)
-    write_config(config, out / "config.toml")
+    if not resume:  # a fresh start: an earlier run's files here must not pass for this
+        # run's (config.toml first: a kill in between leaves no run directory to resume)
+        for name in ("config.toml", "checkpoint.npz", "model.npz"):
+            (out / name).unlink(missing_ok=True)
     write_json(out / "run.json", {
         "source": source.__dict__,
         "split": data.split_description,
@@ -201,6 +215,7 @@ def run_experiment(
                   for k, v in (("train", data.train), ("val", data.val), ("test", data.test))},
         "class_names": data.train.class_names,
     })
+    write_config(config, out / "config.toml")  # after run.json: --resume reads both
     log(f"{config.name}: {len(data.train)} training samples; {data.split_description}")
     for observer in observers:
         observer.start(config, data)
@@ -214,15 +229,23 @@ def run_experiment(
     write_metrics(out / "metrics.csv", result.history)
     write_json(out / "evaluation.json", evaluation_)
     write_results(out / "results.npz", model, data, result, evaluation_)
-    checkpoint.unlink(missing_ok=True)
     for observer in observers:
         observer.finish(model, data, evaluation_, out)
     log(f"test accuracy {evaluation_['accuracy']:.2%}" if data.test is not None else "trained")
-    if not write_report:
-        return out
-    from numeral.report import build_report
+    report = out
+    if write_report:
+        from numeral.report import build_report
 
-    return build_report(out)
+        report = build_report(out)
+    checkpoint.unlink(missing_ok=True)  # last: a run stopped before this step resumes
+    return report
+
+
+def remove_leftovers(out: Path) -> None:
+    """Delete the temporary files of atomic writes (``.<name>.<random>.tmp``) that a run
+    killed in the middle of a write left in ``out``: never read, they only take space."""
+    for path in out.glob(".*.tmp"):
+        path.unlink(missing_ok=True)
 
 
 def finish_model(

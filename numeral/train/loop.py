@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,6 +213,9 @@ class Trainer:
                 opt.load_state(state["optimizer"])
                 start_epoch = state["epoch"] + 1
                 best = state["best"]
+                if mc.early_stopping and best["waited"] >= mc.early_stopping:
+                    start_epoch = mc.epochs + 1  # it had stopped early, as it does below
+                    stopped_early = True
             else:
                 self.save_checkpoint(net, opt, member, 0, best)
             for epoch in range(start_epoch, mc.epochs + 1):
@@ -454,8 +458,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
                 "members": members,
                 "snapshots": {k[5:]: data[k] for k in data.files if k.startswith("snap.")},
             }
-    except (OSError, KeyError, ValueError) as exc:
-        raise DataError(f"cannot resume from {path}: {exc}") from None
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"cannot resume from {path}: it is truncated or not a checkpoint "
+                        f"({first}); delete it to start the run again from the beginning"
+                        ) from None
 
 
 def format_row(row: dict[str, float]) -> str:

@@ -24,6 +24,9 @@ The driver (this module's :func:`run_sweep`) owns the bookkeeping: ``OUT/<trial>
 and ``OUT/<trial>/val_probs.npz`` are written from what each trial returns, so they land on
 the driver's disk even on a cluster. A trial with a ``result.json`` is finished and is skipped
 when the command runs again; a trial that was stopped mid-way resumes from its checkpoint.
+A trial whose worker process died (killed, out of memory, its node lost) is run once more
+by Ray, resuming from its checkpoint; if that worker dies too, the trial is recorded as
+``crashed``, which is not finished: the next run of the command resumes it.
 Then ``sweep.csv``, ``sweep.png`` (the metric against each swept key, seeds as error bars)
 and ``best.toml`` (the base config with the best setting, for ``numeral train --config``).
 
@@ -243,15 +246,17 @@ class ValidationScore:
         self.probs, self.y = model.predict_proba(data.val.X), data.val.y
 
 
-def run_trial(config: dict[str, Any], source: dict[str, Any], run_dir: str,
-              resume: bool) -> dict[str, Any]:
-    """Train one trial into ``run_dir`` and score it on its validation split. Runs in a Ray
-    worker (or in-process); never raises: a failure comes back as its one-line message."""
+def run_trial(config: dict[str, Any], source: dict[str, Any], run_dir: str) -> dict[str, Any]:
+    """Train one trial into ``run_dir`` (resumed from its checkpoint if it has one: the
+    worker looks, since a retry of a task whose worker died finds the checkpoint that worker
+    left) and score it on its validation split. Runs in a Ray worker (or in-process); never
+    raises: a failure comes back as its one-line message."""
     from numeral.train.experiment import DataSource, run_experiment
 
     started = time.perf_counter()
     out = Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)
+    resume = (out / "checkpoint.npz").is_file()
     result: dict[str, Any] = {"status": "failed", "host": os.uname().nodename}
     with open(out / "log.txt", "a") as log_file:
         def log(message: str) -> None:
@@ -324,17 +329,19 @@ class RayRunner:
     def __exit__(self, *exc: object) -> None:
         self.ray.shutdown()
 
-    def run(self, jobs: list[tuple[Trial, dict[str, Any], bool]], source: dict[str, Any],
+    def run(self, jobs: list[tuple[Trial, dict[str, Any]]], source: dict[str, Any],
             out: Path, done: Callable[[Trial, dict[str, Any]], None]) -> None:
-        """Start every job, call ``done`` as each finishes; Ctrl-C cancels the rest."""
+        """Start every job, call ``done`` as each finishes; Ctrl-C cancels the rest. A task
+        whose worker died is retried once (run_trial never raises, so Ray retries only
+        that); a second death comes back as a ``crashed`` result."""
         ray = self.ray
         threads = str(self.cpus)
         task = ray.remote(run_trial).options(
-            num_cpus=self.cpus, max_retries=0,
+            num_cpus=self.cpus, max_retries=1,
             runtime_env={"env_vars": {k: threads for k in (
                 "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}})
-        pending = {task.remote(config, source, str(out / trial.name), resume): trial
-                   for trial, config, resume in jobs}
+        pending = {task.remote(config, source, str(out / trial.name)): trial
+                   for trial, config in jobs}
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
@@ -342,14 +349,23 @@ class RayRunner:
                     trial = pending.pop(ref)
                     try:
                         result = ray.get(ref)
-                    except ray.exceptions.RayError as exc:  # the worker died (memory, node lost)
-                        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    except ray.exceptions.RayTaskError as exc:  # raised in run_trial: a bug
                         result = {"status": "failed", "seconds": 0.0,
-                                  "message": f"{type(exc).__name__}: {first}"}
+                                  "message": f"{type(exc).__name__}: {first_line(exc)}"}
+                    except ray.exceptions.RayError as exc:  # its worker died twice (memory,
+                        # a kill, its node lost): not the trial's fault, so not finished
+                        result = {"status": "crashed", "seconds": 0.0,
+                                  "message": f"{type(exc).__name__}: {first_line(exc)}; run "
+                                             f"the same command again to resume the trial"}
                     done(trial, result)
         finally:
             for ref in pending:  # Ctrl-C: stop what still runs; its checkpoint stays
                 ray.cancel(ref, force=True)
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].rstrip(".") if text else ""
 
 
 # ------------------------------------------------------------------ the sweep
@@ -391,17 +407,18 @@ def record(sweep: Sweep, trial: Trial, result: dict[str, Any]) -> None:
 
 def run_sweep(sweep: Sweep, runner: RayRunner, *, retry_failed: bool = False,
               log: Log = print) -> tuple[int, int]:
-    """Run the trials that have no result yet; return (finished now, skipped)."""
+    """Run the trials that have no result yet (or a ``crashed`` one: their worker died);
+    return (finished now, skipped)."""
     sweep.out.mkdir(parents=True, exist_ok=True)
-    todo: list[tuple[Trial, dict[str, Any], bool]] = []
+    todo: list[tuple[Trial, dict[str, Any]]] = []
     skipped = 0
     for trial in sweep.trials:
         previous = sweep.result(trial)
-        if previous and (previous["status"] == "ok" or not retry_failed):
+        status = previous["status"] if previous else None
+        if status == "ok" or (status == "failed" and not retry_failed):
             skipped += 1
             continue
-        resume = (sweep.out / trial.name / "checkpoint.npz").is_file()
-        todo.append((trial, trial_config(sweep.base, trial.settings, trial.seed), resume))
+        todo.append((trial, trial_config(sweep.base, trial.settings, trial.seed)))
     if skipped:
         log(f"{skipped} of {len(sweep.trials)} trials already finished in {sweep.out}; "
             f"running the other {len(todo)}")
@@ -412,7 +429,7 @@ def run_sweep(sweep: Sweep, runner: RayRunner, *, retry_failed: bool = False,
         finished += 1
         record(sweep, trial, result)
         score = (f"{sweep.metric} {result[sweep.metric]:.4g}" if result["status"] == "ok"
-                 else f"FAILED: {result.get('message', '')}")
+                 else f"{result['status'].upper()}: {result.get('message', '')}")
         log(f"[{finished + skipped}/{len(sweep.trials)}] {trial.name}: {score} "
             f"({result.get('seconds', 0):.0f} s)")
 
@@ -429,6 +446,7 @@ class Row:
     settings: dict[str, Any]
     scores: dict[int, float]  # seed -> metric of the trials that finished
     failed: dict[int, str]  # seed -> message
+    crashed: set[int] = field(default_factory=set)  # the failed seeds whose worker died
 
     @property
     def mean(self) -> float:
@@ -451,6 +469,8 @@ def rows(sweep: Sweep) -> list[Row]:
             row.scores[trial.seed] = float(result[sweep.metric])
         else:
             row.failed[trial.seed] = str(result.get("message", "failed"))
+            if result["status"] == "crashed":
+                row.crashed.add(trial.seed)
     return list(table.values())
 
 
@@ -480,13 +500,15 @@ def summary(sweep: Sweep, table: list[Row]) -> str:
              "|---|---|---|"]
     for row in table:
         seeds = sorted({*row.scores, *row.failed})
-        each = ", ".join("failed" if s in row.failed else show(row.scores[s]) for s in seeds)
+        each = ", ".join(("crashed" if s in row.crashed else "failed") if s in row.failed
+                         else show(row.scores[s]) for s in seeds)
         mean = (f"{show(row.mean)} ± {show(row.spread)}" if len(row.scores) > 1
                 else show(row.mean) if row.scores else "-")
         lines.append(f"| {row.setting} | {each or 'not run'} | {mean} |")
     for row in table:
         for seed, message in sorted(row.failed.items()):
-            lines.append(f"failed: {row.setting}-seed{seed}: {message}")
+            how = "crashed" if seed in row.crashed else "failed"
+            lines.append(f"{how}: {row.setting}-seed{seed}: {message}")
     return "\n".join(lines)
 
 
