@@ -2,6 +2,7 @@
 
     NUMERAL_DATA=…/TibetanMNIST.zip python benchmarks/bench_read.py [MODEL] [--numbers 200]
         [--picture docs/figures/read-example.png]
+    NUMERAL_DATA=… python benchmarks/bench_read.py tibetan --archive [--images 300]
 
 Numbers of 2 to 6 numerals are composed (numeral.data.compose) from the test images of the
 writer-independent split: writers the model never saw, when MODEL was trained on that split's
@@ -14,11 +15,17 @@ accuracy (numerals right after aligning the strings: length minus edit distance)
 comparison, the model's accuracy on the same numerals one by one (the composed numbers draw
 their numerals at random, so this varies from row to row). Then the time to read a
 6-numeral 1200x400 photo (median of 30).
+
+``--archive``: a folder of composed 4-numeral PNGs read by ``numeral read DIR --out FILE``
+in fresh processes, with ``--jobs 1``, ``--jobs 2`` and on a local Ray cluster (``--address
+local``), each timed from the command's start to its end (process start and model loading
+included), in rounds interleaved: images per second and the scaling over one core.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -60,12 +67,55 @@ def draw(image: np.ndarray, reading: dict, path: Path) -> None:
     picture.save(path)
 
 
+def archive(model: str, count: int, rounds: int) -> None:
+    """Images per second of numeral read over a folder, on 1 and 2 processes and on Ray."""
+    import subprocess
+    import tempfile
+
+    from PIL import Image
+
+    ds = load(resolve_data_path(None))
+    _, test = split(ds.y, ds.groups, "sheet", 0.2, 0)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "scans"
+        folder.mkdir()
+        for i in range(count):
+            pick = rng.choice(test, 4, replace=False)
+            Image.fromarray(compose_number(ds.images[pick], rng)).save(folder / f"{i:05d}.png")
+        ways = {"1 process": ["--jobs", "1"], "2 processes": ["--jobs", "2"],
+                "Ray, local cluster (1 node)": ["--address", "local"]}
+        seconds: dict[str, list[float]] = {name: [] for name in ways}
+        for r in range(rounds):
+            for name, flags in ways.items():
+                out = Path(tmp) / f"{r}-{len(seconds[name])}.jsonl"
+                started = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "numeral.cli", "read", str(folder),
+                                "--model", model, "--out", str(out), "--quiet", *flags],
+                               check=True, capture_output=True)
+                seconds[name].append(time.perf_counter() - started)
+    one = count / statistics.median(seconds["1 process"])
+    print(f"numeral read over {count} 4-numeral PNGs (about 500x180), model {model}, "
+          f"{os.cpu_count()} cores; median of {rounds} rounds, process start included\n")
+    print("| how | images/s | against 1 process |\n|---|---|---|")
+    for name, times in seconds.items():
+        rate = count / statistics.median(times)
+        print(f"| {name} | {rate:.1f} | {rate / one:.2f}x |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model", nargs="?", default="runs/tibetan-sheet/model.npz")
     parser.add_argument("--numbers", type=int, default=200, help="numbers of each length")
     parser.add_argument("--picture", type=Path, help="PNG of one 4-numeral number, read")
+    parser.add_argument("--archive", action="store_true",
+                        help="images per second of numeral read DIR on 1 and 2 processes, Ray")
+    parser.add_argument("--images", type=int, default=300, help="with --archive")
+    parser.add_argument("--rounds", type=int, default=3, help="with --archive")
     args = parser.parse_args()
+    if args.archive:
+        archive(args.model, args.images, args.rounds)
+        return
     recognizer = Recognizer.from_file(args.model)
     reader = NumberReader(recognizer)
     ds = load(resolve_data_path(None))

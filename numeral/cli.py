@@ -62,10 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("read", help="read whole numbers (several numerals on one line)")
-    p.add_argument("images", nargs="+", type=Path, help="photos, scans or drawings")
+    p.add_argument("images", nargs="+", type=Path,
+                   help="photos, scans or drawings: files, folders, zips or glob patterns")
     p.add_argument("--model", default="tibetan",
                    help="model file or shipped name (default: tibetan)")
     p.add_argument("--json", action="store_true", help="everything, as JSON")
+    p.add_argument("--out", type=Path, metavar="FILE",
+                   help="stream the results to FILE (.jsonl or .csv), one line per image; "
+                        "rerun to continue: images already in FILE are skipped")
+    p.add_argument("--format", choices=["jsonl", "csv"], help="FILE's format (default: suffix)")
+    p.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: all cores)")
+    p.add_argument("--address", metavar="HEAD:PORT",
+                   help="read on a Ray cluster ('local': start one on this machine)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser("report", help="rebuild DIR/report.html from a finished run")
     p.add_argument("run", type=Path)
@@ -296,11 +305,28 @@ def each_image(paths: Sequence[Path], work: Any) -> tuple[list[dict[str, Any]], 
 
 
 def cmd_read(args: argparse.Namespace) -> int:
-    from numeral.predict import Recognizer
-    from numeral.read import NumberReader
+    from numeral.archive import expand, read_archive, read_items
 
-    reader = NumberReader(Recognizer.from_file(args.model))
-    results, failed = each_image(args.images, reader.read)
+    if args.jobs is not None and args.jobs < 1:
+        raise NumeralError(f"--jobs must be at least 1, not {args.jobs}")
+    if args.out:
+        try:
+            counts = read_archive(args.images, args.out, model=args.model, jobs=args.jobs,
+                                  address=args.address, fmt=args.format,
+                                  progress=not args.quiet, log=_log_above_bar)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: the images read so far are in {args.out}; run the same "
+                  "command again to read the others", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        print(f"{args.out}: {counts['read']} images read, {counts['failed']} unreadable"
+              + (f", {counts['skipped']} already there" if counts["skipped"] else ""))
+        return EXIT_ERROR if counts["failed"] else 0
+    results = []
+    for r in read_items(expand(args.images), args.model, args.jobs, args.address):
+        if "error" in r:
+            print(f"numeral: error: {r['error']}", file=sys.stderr)
+        results.append(r)
+    failed = EXIT_ERROR if any("error" in r for r in results) else 0
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=1,
                          ensure_ascii=False))
