@@ -128,8 +128,12 @@ class Results:
     def __init__(self, out: Path, fmt: str) -> None:
         self.fmt = fmt
         new = not out.is_file() or out.stat().st_size == 0
-        out.parent.mkdir(parents=True, exist_ok=True)
-        self.file = out.open("a", encoding="utf-8", newline="")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            self.file = out.open("a", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise NumeralError(f"cannot write the results to {out}: {exc.strerror}; give "
+                               "another --out") from None
         self.csv = csv.DictWriter(self.file, CSV_COLUMNS) if fmt == "csv" else None
         if self.csv is not None and new:
             self.csv.writeheader()
