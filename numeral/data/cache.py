@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +59,8 @@ def load_cached(key: str) -> Dataset | None:
                 notes=meta["notes"],
                 preprocessing=meta["preprocessing"],
             )
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError):
-        return None  # damaged entry: rebuild
+    except Exception:  # a damaged entry (zipfile and NumPy raise most anything): rebuild
+        return None
 
 
 def store_cached(key: str, ds: Dataset) -> None:

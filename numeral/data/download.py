@@ -11,12 +11,11 @@ import os
 import time
 import urllib.error
 import urllib.request
-import zipfile
 from collections import Counter
 from pathlib import Path
 
 from numeral.data.cache import cache_dir
-from numeral.data.sources import LABEL_ONLY_NAME, TIBETAN_NAME
+from numeral.data.sources import LABEL_ONLY_NAME, TIBETAN_NAME, open_zip
 from numeral.errors import DataError
 
 URL = "https://codeload.github.com/bat67/TibetanMNIST/zip/refs/heads/master"
@@ -28,11 +27,8 @@ CHUNK = 1 << 16
 
 def verify_archive(path: Path) -> dict[int, int]:
     """Count the numeral images per class; raise DataError unless they match the publication."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = [Path(n).name for n in zf.namelist() if n.lower().endswith(".jpg")]
-    except zipfile.BadZipFile as exc:
-        raise DataError(f"{path} is not a complete zip archive ({exc})") from None
+    with open_zip(path) as zf:  # a truncated or damaged archive: a DataError that says so
+        names = [Path(n).name for n in zf.namelist() if n.lower().endswith(".jpg")]
     counts: Counter[int] = Counter()
     for name in names:
         match = TIBETAN_NAME.match(name) or LABEL_ONLY_NAME.match(name)

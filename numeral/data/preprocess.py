@@ -32,6 +32,7 @@ FULL_DECODE_PIXELS = 64_000_000  # PNG, TIFF, ... decode in full: this bounds th
 BOMB_RATIO = 1_000  # pixels per byte of file: deflate's limit; no camera's JPEG passes 100
 BOMB_CHECKED = 16_000_000  # images this large are checked for that ratio
 MIN_CONTRAST = 40.0  # grey levels between ink and paper: less is a blank page
+MAX_FRAME = 512  # a numeral longer than this is shrunk before it is framed in its square
 
 
 @dataclass(frozen=True)
@@ -223,13 +224,21 @@ def grey_to_input(grey: np.ndarray, params: Preprocessing | None = None) -> np.n
 
 def frame_numeral(grey: np.ndarray, margin: float, threshold: float) -> np.ndarray:
     """Crop to the bounding box of the ink (pixels > threshold * max) and pad to a centred
-    square whose side is the box's longer side / (1 - 2 margin). Blank images pass through."""
+    square whose side is the box's longer side / (1 - 2 margin); a box longer than MAX_FRAME
+    is first shrunk to it (Lanczos), so the square's memory stays bounded. Blank images pass
+    through."""
     peak = float(grey.max())
     if peak <= 0:
         return grey
     ink = grey > threshold * peak
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     crop = grey[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    if max(crop.shape) > MAX_FRAME:  # shrink first: a long thin image's square would not fit
+        scale = MAX_FRAME / max(crop.shape)
+        size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+        image_mod = require_pillow()
+        crop = np.asarray(image_mod.fromarray(crop.astype(np.float32)).resize(
+            size, image_mod.Resampling.LANCZOS), dtype=np.float32)
     h, w = crop.shape
     side = int(np.ceil(max(h, w) / max(1.0 - 2.0 * margin, 0.1)))
     out = np.zeros((side, side), np.float32)

@@ -14,6 +14,10 @@ folder of IDX files        every images/labels pair inside it
 Labels of image files: ``<label>_<sheet>_<index>.jpg`` (TibetanMNIST: the sheet
 is the writer proxy), ``<label>.jpg`` (label known, sheet unknown), otherwise
 the name of the class folder the file sits in.
+
+A zip that is truncated or whose directory is damaged is refused as a damaged archive (which
+images it held is not known); an image whose data is damaged (a bad CRC) or cannot be decoded
+is skipped and named in the notes, and when none can be read the error names them.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import gzip
 import os
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +40,7 @@ from numeral.data.preprocess import (
     require_pillow,
 )
 from numeral.errors import DataError
+from numeral.nn.files import one_line
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 TIBETAN_NAME = re.compile(r"^(\d+)_(\d+)_(\d+)\.[A-Za-z]+$")
@@ -63,10 +69,8 @@ def read_source(path: Path, params: Preprocessing, strict: bool) -> Dataset:
             return read_npz(path)
         if "idx3-ubyte" in name:
             return read_idx(path)
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as zf:
-                members = [m for m in zf.namelist() if Path(m).suffix.lower() in IMAGE_SUFFIXES]
-            return read_images(path, members, params, strict)
+        if zipfile.is_zipfile(path) or looks_like_zip(path):
+            return read_images(path, zip_members(path), params, strict)
         raise DataError(
             f"{path}: unknown dataset format; give a folder or .zip of images, an .npz with "
             "'image' and 'label', or an MNIST *-idx3-ubyte[.gz] file"
@@ -82,19 +86,94 @@ def read_source(path: Path, params: Preprocessing, strict: bool) -> Dataset:
     return read_images(path, members, params, strict)
 
 
+# -------------------------------------------------------------------- zips
+def looks_like_zip(path: Path) -> bool:
+    """Named .zip, or beginning as a zip does: what to call damaged rather than unknown."""
+    if path.suffix.lower() == ".zip":
+        return True
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+    except OSError:
+        return False
+
+
+def damaged_zip(path: Path | str, why: object) -> DataError:
+    return DataError(f"{path} is a damaged zip archive ({one_line(why)}); download it again")
+
+
+def open_zip(path: Path | str) -> zipfile.ZipFile:
+    """The archive at ``path``, or a DataError saying that it is damaged."""
+    if not zipfile.is_zipfile(path):
+        raise damaged_zip(path, "it has no end-of-archive record: it is truncated, or not a zip")
+    try:
+        return zipfile.ZipFile(path)
+    except Exception as exc:  # BadZipFile, NotImplementedError, struct.error...
+        raise damaged_zip(path, exc) from None
+
+
+def directory_count(path: Path) -> int | None:
+    """How many members the zip's end-of-archive record says its directory lists (None when
+    it cannot say: no record found, or a zip64 archive, which keeps the count elsewhere)."""
+    with open(path, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, fh.tell() - (22 + 0xFFFF)))  # the record, then a comment of <= 64 KiB
+        tail = fh.read()
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 22:
+        return None
+    count = int.from_bytes(tail[at + 10 : at + 12], "little")
+    return None if count == 0xFFFF else count
+
+
+def zip_members(path: Path) -> list[str]:
+    """The images in the zip at ``path``, once its directory has been checked.
+
+    A damaged directory can lose members (a name's length that swallows the entries after it)
+    or rename them (``0_1_2.jpg`` to ``0_1_2.jpw``, or out of its folder) so that they would be
+    skipped unseen. So the member count is compared with the end-of-archive record's, and each
+    member's name with the copy in its own header (a few milliseconds per thousand members);
+    any difference, or a member the zip cannot open, makes the whole archive damaged: which
+    images it held is not known any more.
+    """
+    with open_zip(path) as zf:
+        listed, infos = directory_count(path), zf.infolist()
+        if listed is not None and listed != len(infos):
+            raise damaged_zip(path, f"its directory should list {listed} members but "
+                                    f"{len(infos)} can be read")
+        for info in infos:
+            try:
+                zf.open(info).close()
+            except Exception as exc:  # whatever a damaged entry makes zipfile raise
+                raise damaged_zip(path, f"member {info.filename!r}: {one_line(exc, 300)}"
+                                  ) from None
+    return [i.filename for i in infos
+            if not i.is_dir() and Path(i.filename).suffix.lower() in IMAGE_SUFFIXES]
+
+
+def read_member(archive: zipfile.ZipFile | None, root: str, name: str) -> bytes:
+    """The bytes of image ``name`` of a zip or a folder; a DataError when the zip's copy is
+    damaged (a bad CRC, a name that differs from its header's, data it cannot inflate)."""
+    if archive is None:
+        return (Path(root) / name).read_bytes()
+    try:
+        return archive.read(name)
+    except Exception as exc:  # BadZipFile, zlib.error, NotImplementedError...
+        raise DataError(f"{name}: damaged in the zip ({one_line(exc, 120)})") from None
+
+
 # ------------------------------------------------------------------ images
 def decode_images(root: str, names: list[str], params: dict[str, object]) -> list[np.ndarray | str]:
     """Preprocess the named images of a folder or zip; an error message for each bad one."""
     prep = Preprocessing(**params)  # type: ignore[arg-type]
-    archive = zipfile.ZipFile(root) if zipfile.is_zipfile(root) else None
+    archive = open_zip(root) if Path(root).is_file() else None
     out: list[np.ndarray | str] = []
     try:
         for name in names:
             try:
-                raw = archive.read(name) if archive else (Path(root) / name).read_bytes()
-                out.append(preprocess_image(raw, prep, name=name))
-            except (DataError, OSError, zipfile.BadZipFile) as exc:
-                out.append(str(exc))
+                out.append(preprocess_image(read_member(archive, root, name), prep, name=name))
+            except (DataError, OSError) as exc:
+                out.append(one_line(exc, 400))
     finally:
         if archive:
             archive.close()
@@ -186,16 +265,17 @@ def read_images(
     require_pillow()  # once, here: per image its message would be lost among the failures
     results = decode_in_parallel(str(root), [e.name for e in entries], params.to_dict())
     bad = [(e.name, r) for e, r in zip(entries, results, strict=True) if isinstance(r, str)]
+    which = "; ".join(f"{Path(n).name} ({why.split(': ', 1)[-1][:80]})" for n, why in bad[:5]
+                      ) + (" ..." if len(bad) > 5 else "")
     if bad:
-        message = f"{len(bad)} unreadable image(s) skipped: " + "; ".join(
-            f"{Path(n).name} ({why.split(': ', 1)[-1][:60]})" for n, why in bad[:5]
-        ) + (" ..." if len(bad) > 5 else "")
-        notes.append(message)
+        notes.append(f"{len(bad)} unreadable image(s) skipped: {which}")
     if strict and notes:
         raise DataError(f"{root}: strict mode: " + " | ".join(notes))
     keep = [i for i, r in enumerate(results) if not isinstance(r, str)]
     if not keep:
-        raise DataError(f"{root}: none of the {len(entries)} images could be read")
+        damage = any("damaged in the zip" in why for _, why in bad)
+        raise DataError(f"{root}: none of the {len(entries)} images could be read: {which}"
+                        + ("; the zip is damaged: download it again" if damage else ""))
     classes = class_index([entries[i].label_text for i in keep])
     lookup = {c: i for i, c in enumerate(classes)}
     lookup.update({c: int(c) for c in (entries[i].label_text for i in keep) if c.isdigit()})
@@ -218,15 +298,19 @@ NPZ_KEYS = (("image", "label"), ("images", "labels"), ("x", "y"), ("X", "y"))
 
 def read_npz(path: Path) -> Dataset:
     """The publishers' TibetanMNIST.npz: ``image`` (n, 28, 28) uint8 and ``label`` (n,)."""
+    if not zipfile.is_zipfile(path):  # else NumPy takes it for a pickle
+        raise DataError(f"{path} is not a readable .npz file (not a zip archive: truncated, "
+                        "damaged or another kind of file)")
     try:
         with np.load(path, allow_pickle=False) as data:
             files = list(data.files)
             keys = next(((a, b) for a, b in NPZ_KEYS if a in files and b in files), None)
-            if keys is None:
-                raise DataError(f"{path}: expected arrays 'image' and 'label', found {files}")
-            images, labels = data[keys[0]], data[keys[1]]
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path} is not a readable .npz file ({exc})") from None
+            if keys is not None:
+                images, labels = data[keys[0]], data[keys[1]]
+    except Exception as exc:  # reading only: BadZipFile, zlib.error, EOFError...
+        raise DataError(f"{path} is not a readable .npz file ({one_line(exc)})") from None
+    if keys is None:
+        raise DataError(f"{path}: expected arrays 'image' and 'label', found {files}")
     labels = np.asarray(labels).reshape(-1)
     if len(images) != len(labels):
         raise DataError(f"{path}: {len(images)} images but {len(labels)} labels")
@@ -257,8 +341,8 @@ def read_idx_array(path: Path) -> np.ndarray:
                 raw = fh.read()
         else:
             raw = path.read_bytes()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: cannot read IDX file ({exc})") from None
+    except (OSError, EOFError, zlib.error) as exc:  # a damaged .gz: BadGzipFile, zlib.error
+        raise DataError(f"{path}: cannot read IDX file ({one_line(exc)})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number)")
     ndim = raw[3]

@@ -9,10 +9,12 @@ A model file is one ``.npz``. ``__numeral__`` holds a JSON string::
 and ``net{i}.param{j}`` the parameters of network i in layer order, ``net{i}.state{l}.{name}``
 what layer l keeps beside them (BatchNorm's running statistics, Standardize's mean and
 scale). Earlier versions, still read: 1 (plain multi-layer perceptrons: ``sizes`` and
-activations), 2 (with gamma or deskew), 3 (with orientation planes). The hash detects a
-truncated or edited file; a header from a newer format version is refused with a message
-rather than misread. This module knows files, not networks (:mod:`numeral.nn.serialize`
-turns descriptions into networks), so every part of numeral may import it.
+activations), 2 (with gamma or deskew), 3 (with orientation planes). The hash, of every array
+(not of the JSON header), detects edited weights; a truncated or damaged archive, a header
+that does not describe networks, or one from a newer format version is refused with a
+one-line :class:`ModelFileError` naming the file rather than misread. This module knows
+files, not networks (:mod:`numeral.nn.serialize` turns descriptions into networks), so every
+part of numeral may import it.
 """
 
 from __future__ import annotations
@@ -101,6 +103,13 @@ def save_model(model: Any, path: str | os.PathLike[str], *, half: bool = False) 
     write_npz(path, {HEADER_KEY: np.array(json.dumps(header)), **arrays})
 
 
+def one_line(exc: object, limit: int = 200) -> str:
+    """``exc``'s message on one line, at most ``limit`` characters (its type when it has no
+    message): what goes after "because" in an error about a file."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[NetworkFile]]:
     """The header of a model file and each network's (description, arrays), checked: a
     missing, foreign, corrupt, edited or newer file raises :class:`ModelFileError`."""
@@ -118,34 +127,42 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[
     try:
         with np.load(p, allow_pickle=False) as data:
             contents = {k: data[k] for k in data.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise ModelFileError(f"{p} is not a readable numeral model (.npz): {exc}") from None
+    except Exception as exc:  # reading only: any failure is the file's
+        # A damaged archive makes zipfile and NumPy raise almost anything: BadZipFile,
+        # zlib.error, NotImplementedError (a flag or method it cannot read), RuntimeError
+        # ("encrypted"), EOFError, ValueError (an .npy header), struct.error, MemoryError...
+        raise ModelFileError(f"{p} is not a readable numeral model (.npz): {one_line(exc)}"
+                             ) from None
     if HEADER_KEY not in contents:
         raise ModelFileError(f"{p} is an .npz but not a numeral model (no {HEADER_KEY} header)")
     try:
         header = json.loads(str(contents.pop(HEADER_KEY)))
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{p} has a corrupt model header: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise ModelFileError(f"{p} has a corrupt model header: {one_line(exc)}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ModelFileError(f"{p} is not a numeral model (format {header.get('format')!r})")
+        found = header.get("format") if isinstance(header, dict) else header
+        raise ModelFileError(f"{p} is not a numeral model (format {one_line(repr(found))})")
     version = header.get("version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelFileError(
-            f"{p} was written by a newer numeral (model format {version}); this numeral reads "
-            f"format <= {FORMAT_VERSION}: upgrade numeral to load it"
+            f"{p} was written by a newer numeral (model format {one_line(repr(version))}); this "
+            f"numeral reads format <= {FORMAT_VERSION}: upgrade numeral to load it"
         )
     if header.get("sha256") != _digest(contents):
         raise ModelFileError(
             f"{p} is corrupt or was modified after it was saved (checksum mismatch); "
             "re-save or re-train the model"
         )
-    try:
-        nets = []
-        for i in range(len(header["networks"])):
-            prefix = f"net{i}."
-            nets.append((header["networks"][i],
-                         {k[len(prefix) :]: v for k, v in contents.items()
-                          if k.startswith(prefix)}))
-    except (KeyError, TypeError) as exc:
-        raise ModelFileError(f"{p} has an inconsistent model description: {exc}") from None
+    descs, meta = header.get("networks"), header.get("meta", {})
+    if not isinstance(descs, list) or not descs or not all(isinstance(d, dict) for d in descs):
+        raise ModelFileError(f"{p} has an inconsistent model description: 'networks' must be "
+                             f"a list of network descriptions, got {one_line(repr(descs))}")
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{p} has an inconsistent model description: 'meta' must be a "
+                             f"table, got {one_line(repr(meta))}")
+    nets = []
+    for i, desc in enumerate(descs):
+        prefix = f"net{i}."
+        nets.append((desc, {k[len(prefix) :]: v for k, v in contents.items()
+                            if k.startswith(prefix)}))
     return header, nets

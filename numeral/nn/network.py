@@ -32,7 +32,7 @@ import numpy as np
 from numeral.nn.checks import check_inputs
 from numeral.nn.constraints import check
 from numeral.nn.errors import InputError, ModelFileError
-from numeral.nn.files import read_model_file, save_model
+from numeral.nn.files import one_line, read_model_file, save_model
 from numeral.nn.init import INITIALISERS
 from numeral.nn.layers import (
     Activation,
@@ -88,8 +88,10 @@ def network_from_file(path: Any, desc: dict[str, Any], arrays: dict[str, np.ndar
     inconsistencies are the file's fault: :class:`ModelFileError` naming it."""
     try:
         return Network.from_description(desc, arrays)
-    except (KeyError, ValueError, TypeError, InputError) as exc:
-        raise ModelFileError(f"{path} has an inconsistent model description: {exc}") from None
+    except (LookupError, ValueError, TypeError, AttributeError, ArithmeticError, MemoryError,
+            InputError) as exc:  # what a description of the wrong shape or type makes fail
+        raise ModelFileError(f"{path} has an inconsistent model description: "
+                             f"{one_line(exc)}") from None
 
 
 class _Workspace:

@@ -8,6 +8,7 @@ Shipped presets live in ``numeral/train/presets/*.toml``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -115,7 +116,8 @@ CONSTRAINTS: dict[str, Constraint] = {
     "val_fraction": UNIT,
     "augment_until": Interval(0.0, 1.0, "right"),
     **dict.fromkeys(("batch_size", "epochs", "ensemble", "step_epochs"), Interval(1, None, "left")),
-    **dict.fromkeys(("early_stopping", "train_metrics_sample"), NON_NEGATIVE),
+    **dict.fromkeys(("early_stopping", "train_metrics_sample", "seed", "split_seed"),
+                    NON_NEGATIVE),  # seeds: NumPy's generators take none below 0
 }
 
 
@@ -187,6 +189,10 @@ def validate(c: Config, origin: str = "config") -> None:
     def bad(key: str, why: str) -> ConfigError:
         return ConfigError(f"config key {key!r} ({origin}): {why}, got {getattr(c, key)!r}")
 
+    for key in (f.name for f in dataclasses.fields(c)):
+        value = getattr(c, key)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise bad(key, "must be a finite number")
     for key in (f.name for f in dataclasses.fields(c) if f.name in CONSTRAINTS):
         values = getattr(c, key)
         for value in values if isinstance(values, list) else [values]:
@@ -202,6 +208,8 @@ def validate(c: Config, origin: str = "config") -> None:
             parse_layer(text)
         except InputError as exc:
             raise bad("layers", str(exc)) from None
+        except (ValueError, OverflowError) as exc:  # "dense inf": int() of a float it refuses
+            raise bad("layers", f"layer {text!r}: {exc}") from None
     if c.layers and c.dropout:
         raise bad("dropout", "is a layer when `layers` is given: add 'dropout P' where it goes")
     if any(s < 1 for s in c.input_shape) or len(c.input_shape) not in (0, 1, 3):
@@ -221,6 +229,9 @@ def validate(c: Config, origin: str = "config") -> None:
     for name, overrides in c.study.items():
         if not isinstance(overrides, dict):
             raise ConfigError(f"study variant {name!r} ({origin}) must be a table of overrides")
+        if overrides.get("study"):  # else variants of variants, each validated: unbounded work
+            raise ConfigError(f"study variant {name!r} ({origin}) sets 'study': a variant is "
+                              "one run, it cannot hold a study of its own")
         from_dict({**{k: v for k, v in c.to_dict().items() if k != "study"}, **overrides},
                   origin=f"{origin}, study variant {name!r}")
 
@@ -275,6 +286,8 @@ def check_layers_fit(c: Config, bad: Any) -> None:
             Network.from_layers(layers, shape, init="zeros")
         except InputError as exc:
             raise bad("layers", f"{exc} (on {shape} inputs)") from None
+        except (ValueError, OverflowError, MemoryError) as exc:  # too large to build at all
+            raise bad("layers", f"cannot be built on {shape} inputs ({exc})") from None
 
 
 def presets() -> list[str]:
@@ -289,10 +302,15 @@ def parse_override(item: str) -> tuple[str, Any]:
         raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set lr=0.01")
     key, raw = (s.strip() for s in item.split("=", 1))
     try:
-        value = tomllib.loads(f"v = {raw}")["v"]
+        parsed = tomllib.loads(f"v = {raw}")
     except tomllib.TOMLDecodeError:
-        value = raw
-    return key, value
+        return key, raw
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise ConfigError(f"--set {key}=...: the value is nested too deeply") from None
+    if parsed.keys() != {"v"}:  # "1\nepochs = 2" is two settings, not one value
+        raise ConfigError(f"--set {item!r}: the value must be one TOML value, "
+                          f"e.g. --set {key}=0.01")
+    return key, parsed["v"]
 
 
 def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config:
@@ -301,7 +319,14 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
             raise ConfigError(f"config file {path} not found")
-        text, origin = path.read_text(), str(path)
+        origin = str(path)
+        try:
+            text = path.read_bytes().decode("utf-8")  # TOML is UTF-8, whatever the locale
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: not UTF-8 text (byte "
+                              f"{exc.object[exc.start]:#04x} at offset {exc.start})") from None
     else:
         folder = resources.files("numeral.train") / "presets"
         preset = folder / f"{name_or_path}.toml"
@@ -314,6 +339,8 @@ def load_config(name_or_path: str, overrides: list[str] | None = None) -> Config
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{origin} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per level of nesting
+        raise ConfigError(f"{origin} is not valid TOML here: it is nested too deeply") from None
     for item in overrides or []:
         key, value = parse_override(item)
         data[key] = value
