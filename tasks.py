@@ -6,6 +6,7 @@
     python3 tasks.py lint     # ruff and mypy
     python3 tasks.py bench    # the benchmarks (PyTorch comparison when torch is installed)
     python3 tasks.py ship     # train the shipped model on both splits, write numeral/models/
+    python3 tasks.py docs     # the documentation site (README, docs/, course, API) in build/docs/
 
 Data: ``$NUMERAL_DATA`` if set, else ``../shared/data/tibetan-mnist/TibetanMNIST.zip``
 if present, else `numeral data download` fetches TibetanMNIST into the user cache.
@@ -88,8 +89,15 @@ def task_ship(args: list[str]) -> None:
     run(PYTHON, "-m", "numeral.models.ship", *runs, env=env)
 
 
+def task_docs(args: list[str]) -> None:
+    """Build the documentation site into build/docs/ (warnings are errors), to open from disk."""
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")  # Material's banner about MkDocs 2
+    run(PYTHON, "-m", "mkdocs", "build", "--strict", *args, env=env)
+    print(f"open {ROOT / 'build' / 'docs' / 'index.html'} (works from disk, no server needed)")
+
+
 TASKS = {"report": task_report, "test": task_test, "lint": task_lint, "bench": task_bench,
-         "ship": task_ship}
+         "ship": task_ship, "docs": task_docs}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in TASKS:
