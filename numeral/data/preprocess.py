@@ -192,20 +192,25 @@ def should_invert(grey: np.ndarray) -> bool:
 
 
 def blank_reason(grey: np.ndarray) -> str | None:
-    """Why an image holds no numeral, or None when it has ink: its ink (after a 3x3 box blur,
-    so that a lone noisy pixel is not ink) differs from its paper (the median) by less than
-    MIN_CONTRAST grey levels. A blank page, a uniform image and one all ink are blank."""
+    """Why an image holds no numeral, or None when it has ink: its ink (the brightest pixel
+    after inversion and a 3x3 box blur, so that a lone noisy pixel is not ink) differs from its
+    paper (the border's median, as for :func:`should_invert`) by less than MIN_CONTRAST grey
+    levels. A blank page, a uniform image and one all ink are blank."""
     image_mod = require_pillow()
     from PIL import ImageFilter
 
-    g = 255.0 - grey if should_invert(grey) else np.asarray(grey, np.float32)
-    img = image_mod.fromarray(np.clip(g, 0, 255).astype(np.uint8))
-    blurred = np.asarray(img.filter(ImageFilter.BoxBlur(1)) if min(g.shape) > 2 else img)
-    contrast = float(blurred.max()) - float(np.median(g))
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    paper = float(np.median(border))
+    g = np.clip(grey, 0, 255).astype(np.uint8)
+    if paper > 127.0:  # dark on light: the ink made bright
+        g, paper = 255 - g, 255.0 - paper
+    img = image_mod.fromarray(g)
+    blurred = img.filter(ImageFilter.BoxBlur(1)) if min(g.shape) > 2 else img
+    contrast = float(np.asarray(blurred).max()) - paper
     if contrast >= MIN_CONTRAST:
         return None
     return (f"no numeral found: the image looks blank (its ink differs from the paper by "
-            f"{contrast:.0f} grey levels, under {MIN_CONTRAST:.0f})")
+            f"{max(contrast, 0):.0f} grey levels, under {MIN_CONTRAST:.0f})")
 
 
 def grey_to_input(grey: np.ndarray, params: Preprocessing | None = None) -> np.ndarray:

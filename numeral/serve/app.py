@@ -198,8 +198,9 @@ class Lanes:
     declared length) waits for one of MAX_UPLOADS places, so that a crowd's photos do not all
     sit in memory at once (the others' bytes are held back by the server's flow control), and
     is decoded and recognised on one of CPU_THREADS worker threads; a small one (a canvas)
-    takes its own thread and never queues behind photos. The event loop itself stays free for
-    /api/health. A photo kept waiting over QUEUE_SECONDS gets 503 with Retry-After."""
+    is recognised at once on the event loop, or, while photos are read, on a thread of its own:
+    it never queues behind photos, and /api/health is answered between them. A photo kept
+    waiting over QUEUE_SECONDS gets 503 with Retry-After."""
 
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -211,17 +212,23 @@ class Lanes:
             self.uploads = asyncio.Semaphore(MAX_UPLOADS)
             self.photos = anyio.CapacityLimiter(CPU_THREADS)
             self.canvases = anyio.CapacityLimiter(1)
+            self.reading = 0  # photos admitted and not yet answered
 
     @asynccontextmanager
     async def admitted(self, request: Request) -> AsyncIterator[Any]:
         self._bind()
         declared = request.headers.get("content-length", "")
         large = not declared.isdigit() or int(declared) > SMALL_BODY
-        limiter = self.photos if large else self.canvases
 
         async def on_cpu(work: Any, *args: Any) -> Any:
-            """``work(*args)`` on a worker thread; an image the decoder refuses is a 422."""
+            """``work(*args)``: a photo's on a worker thread; a canvas's here, a few
+            milliseconds (less than the hand-over to a thread costs), unless photos are being
+            read: then on its own thread, so that health checks are not kept waiting behind
+            canvases and photos both. An image the decoder refuses is a 422."""
             try:
+                if not large and not self.reading:
+                    return work(*args)
+                limiter = self.photos if large else self.canvases
                 return await anyio.to_thread.run_sync(lambda: work(*args), limiter=limiter)
             except DataError as exc:
                 raise BadRequest(422, str(exc)) from None
@@ -235,9 +242,11 @@ class Lanes:
             raise BadRequest(503, f"the server is busy (over {MAX_UPLOADS} photos in progress "
                                   f"for {QUEUE_SECONDS:.0f} s); try again shortly",
                              headers={"Retry-After": "5"}) from None
+        self.reading += 1
         try:
             yield on_cpu
         finally:
+            self.reading -= 1
             self.uploads.release()
 
 
