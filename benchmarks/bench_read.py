@@ -88,7 +88,7 @@ def archive(model: str, count: int, rounds: int) -> None:
         seconds: dict[str, list[float]] = {name: [] for name in ways}
         for r in range(rounds):
             for name, flags in ways.items():
-                out = Path(tmp) / f"{r}-{len(seconds[name])}.jsonl"
+                out = Path(tmp) / f"{r}-{name.split()[0].strip(',')}.jsonl"  # a new file each
                 started = time.perf_counter()
                 subprocess.run([sys.executable, "-m", "numeral.cli", "read", str(folder),
                                 "--model", model, "--out", str(out), "--quiet", *flags],
