@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import glob
 import io
 import json
@@ -175,24 +176,21 @@ def make_reader(model: str) -> Any:
 
 def read_one(item: Item, reader: Any = None) -> dict[str, Any]:
     """The reading of one image, or its error: never raises for a bad image."""
-    reader = reader or _READER[0]
-    try:
-        return {"image": item.name, **reader.read(item.data(), item.name)}
-    except NumeralError as exc:
-        return {"image": item.name, "error": str(exc)}
+    return reading(reader or _READER[0], item.name, item.data)
 
 
 def read_bytes(pairs: list[tuple[str, bytes]], model: str) -> list[dict[str, Any]]:
     """On a Ray worker: read images sent as (name, bytes), with the worker's own reader."""
     if not _READER:
         _READER.append(make_reader(model))
-    out = []
-    for name, data in pairs:
-        try:
-            out.append({"image": name, **_READER[0].read(data, name)})
-        except NumeralError as exc:
-            out.append({"image": name, "error": str(exc)})
-    return out
+    return [reading(_READER[0], name, functools.partial(bytes, data)) for name, data in pairs]
+
+
+def reading(reader: Any, name: str, data: Callable[[], bytes]) -> dict[str, Any]:
+    try:
+        return {"image": name, **reader.read(data(), name)}
+    except NumeralError as exc:
+        return {"image": name, "error": str(exc)}
 
 
 def read_items(items: Sequence[Item], model: str = "tibetan", jobs: int | None = None,

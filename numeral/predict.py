@@ -16,13 +16,7 @@ from typing import Any
 import numpy as np
 
 from numeral.data import Preprocessing, preprocess_image, vectorize
-from numeral.data.preprocess import (
-    blank_reason,
-    decode_grey,
-    grey_to_input,
-    open_image,
-    read_path,
-)
+from numeral.data.preprocess import blank_reason, grey_to_input, load_grey
 from numeral.nn import Ensemble, Network, load_model
 
 BLANK_RANGE = 16  # grey levels: a 28x28 input whose values span less holds no numeral
@@ -55,9 +49,7 @@ class Recognizer:
     def prepare(self, source: Any, name: str = "image") -> tuple[np.ndarray, str | None]:
         """Any image (path, bytes, PIL image, array) -> the (28, 28) uint8 input the network
         sees, and why the image holds no numeral (None when it has ink)."""
-        if isinstance(source, str | Path):
-            source, name = read_path(source), str(source)
-        grey = decode_grey(open_image(source, name), name, self.preprocessing.size * 3 // 2)
+        grey = load_grey(source, self.preprocessing, name)
         return grey_to_input(grey, self.preprocessing), blank_reason(grey)
 
     def recognize(self, source: Any, name: str = "image") -> dict[str, Any]:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,8 +42,7 @@ from numeral.data.preprocess import (
     MIN_CONTRAST,
     decode_grey,
     grey_to_input,
-    open_image,
-    read_path,
+    open_source,
     should_invert,
 )
 from numeral.errors import DataError
@@ -312,9 +310,7 @@ class NumberReader:
 
     def read(self, source: Any, name: str = "image") -> dict[str, Any]:
         """Any image (path, bytes, array, PIL image) -> the reading (see the module)."""
-        if isinstance(source, str | Path):
-            source, name = read_path(source), str(source)
-        image = open_image(source, name)
+        image, name = open_source(source, name)
         width = image.width  # before a JPEG's reduced decoding changes it
         grey = decode_grey(image, name, longest=WORK_SIDE)
         return self.read_grey(grey, width / grey.shape[1])

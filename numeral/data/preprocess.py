@@ -174,15 +174,27 @@ def read_path(path: str | Path) -> bytes:
         raise DataError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def open_source(source: Any, name: str = "image") -> tuple[Any, str]:
+    """A path (read, and then named by it), bytes, PIL image or array, opened as a PIL image
+    (not yet decoded), and the name errors will give it."""
+    if isinstance(source, str | Path):
+        source, name = read_path(source), str(source)
+    return open_image(source, name), name
+
+
+def load_grey(source: Any, params: Preprocessing, name: str = "image") -> np.ndarray:
+    """Any image -> the grey image :func:`grey_to_input` takes (a JPEG decoded at the smallest
+    size that still holds 1.5 times ``params.size``)."""
+    img, name = open_source(source, name)
+    return decode_grey(img, name, params.size * 3 // 2)
+
+
 def preprocess_image(
     source: Any, params: Preprocessing | None = None, name: str = "image"
 ) -> np.ndarray:
     """Any image (path, bytes, PIL image, array) -> (28, 28) uint8, white numeral on black."""
     params = params or Preprocessing()
-    if isinstance(source, str | Path):
-        source, name = read_path(source), str(source)
-    return grey_to_input(decode_grey(open_image(source, name), name, params.size * 3 // 2),
-                         params)
+    return grey_to_input(load_grey(source, params, name), params)
 
 
 def should_invert(grey: np.ndarray) -> bool:

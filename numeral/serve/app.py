@@ -179,9 +179,7 @@ def create_app(model_path: str | Path) -> FastAPI:
     async def predict(request: Request) -> dict[str, Any]:
         async with lanes.admitted(request) as on_cpu:
             content = await request_image(request, allow_json=True)
-            image28, reason = await on_cpu(prepare_input, content, recognizer)
-            result = nothing_found(reason) if reason else \
-                await on_cpu(recognizer.recognize_image, image28)
+            result, image28 = await on_cpu(recognize_content, content, recognizer)
         return {**result, "input": image28.tolist(), "model": info}
 
     @app.post("/api/read", openapi_extra=READ_OPENAPI)
@@ -250,12 +248,15 @@ class Lanes:
             self.uploads.release()
 
 
-def prepare_input(content: bytes | np.ndarray, recognizer: Recognizer
-                  ) -> tuple[np.ndarray, str | None]:
-    """The 28x28 input and why it holds no numeral: JSON pixels are the input already."""
+def recognize_content(content: bytes | np.ndarray, recognizer: Recognizer
+                      ) -> tuple[dict[str, Any], np.ndarray]:
+    """The answer and the 28x28 input it was read from. JSON pixels are the input already
+    (recognize_image says when a drawn canvas is blank)."""
     if isinstance(content, np.ndarray):
-        return content, None  # recognize_image says when a drawn canvas is blank
-    return recognizer.prepare(content, "the uploaded file")
+        image28, reason = content, None
+    else:
+        image28, reason = recognizer.prepare(content, "the uploaded file")
+    return (nothing_found(reason) if reason else recognizer.recognize_image(image28)), image28
 
 
 def read_upload(data: bytes, reader: NumberReader) -> dict[str, Any]:
