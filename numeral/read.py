@@ -46,6 +46,7 @@ from numeral.data.preprocess import (
     should_invert,
 )
 from numeral.errors import DataError
+from numeral.nn import Ensemble, Network
 from numeral.predict import Recognizer
 
 WORK_SIDE = 1600  # larger photos are read at this size (longer side)
@@ -294,7 +295,9 @@ def trimmed(region: np.ndarray, x: int, y: int) -> Piece:
 class NumberReader:
     """Reads the numerals on one line of an image with a recognizer's model."""
 
-    def __init__(self, recognizer: Recognizer) -> None:
+    def __init__(self, recognizer: Recognizer | Network | Ensemble) -> None:
+        if not isinstance(recognizer, Recognizer):
+            recognizer = Recognizer(recognizer)  # a bare model: its own preprocessing
         self.recognizer = recognizer
         self.params = Preprocessing(**{**recognizer.preprocessing.to_dict(), "invert": "no"})
         names = recognizer.class_names

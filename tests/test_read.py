@@ -235,3 +235,13 @@ def test_one_unreadable_file_among_several_is_named_and_the_others_are_read(
     assert main(["read", str(tmp_path / "bad.png"), str(tmp_path / "good.png"), "--json"]) == 2
     both = json.loads(capsys.readouterr().out)
     assert "error" in both[0] and both[1]["text"] == str(labels[0])
+
+
+def test_number_reader_accepts_a_bare_model():
+    """NumberReader(model) wraps the model in a Recognizer (it used to fail on .preprocessing)."""
+    from numeral.models import resolve_model
+    from numeral.nn import load_model
+    from numeral.read import NumberReader
+
+    reader = NumberReader(load_model(resolve_model("tibetan")))
+    assert reader.recognizer.class_names
