@@ -150,7 +150,7 @@ def add_first_layer_figures(net: Network, results: dict[str, np.ndarray], figs: 
 def build_report(run: Path) -> Path:
     """Redraw the figures of one run and write ``run/report.html``."""
     from numeral import viz
-    from numeral.train.experiment import read_metrics
+    from numeral.rundir import read_metrics
 
     history = read_metrics(_require(run, "metrics.csv"))
     model = load_model(_require(run, "model.npz"))
@@ -263,7 +263,7 @@ def build_comparison(runs: Sequence[Path], out: Path) -> Path:
     """Several runs side by side: a table, their test-error curves and, when they differ
     in L1/L2, the regularisation study figure. Writes ``out/report.html``."""
     from numeral import viz
-    from numeral.train.experiment import read_metrics
+    from numeral.rundir import read_metrics
 
     if not runs:
         raise NumeralError("numeral compare needs at least one run directory")

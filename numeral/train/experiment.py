@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from numeral.data.splits import group_split
 from numeral.errors import ConfigError, DataError
 from numeral.nn import Ensemble, Network
 from numeral.nn.files import atomic_write, write_npz
+from numeral.rundir import read_metrics, write_json  # noqa: F401  (read_metrics: the old path)
 from numeral.train.config import Config, from_dict, write_config
 from numeral.train.loop import Split, Trainer, TrainResult
 from numeral.train.metrics import evaluation
@@ -274,16 +274,6 @@ def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
     for row in history:
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
     atomic_write(path, lambda fh: fh.write(buffer.getvalue().encode()))
-
-
-def read_metrics(path: Path) -> list[dict[str, float]]:
-    with open(path, newline="") as fh:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(fh)]
-
-
-def write_json(path: Path, data: Any) -> None:
-    text = json.dumps(data, indent=1, default=str)
-    atomic_write(path, lambda fh: fh.write(text.encode()))
 
 
 def write_results(
