@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -18,10 +20,11 @@ import pytest
 import numeral
 from numeral.cli import main
 from numeral.data import Dataset
-from numeral.export.onnx import ExportError, to_onnx
-from numeral.export.web import export_web
+from numeral.export.describe import input_descriptions
+from numeral.export.onnx import BUILDERS, EXPORTED, ExportError, to_onnx
+from numeral.export.web import READER_SETTINGS, export_web, javascript_types
 from numeral.nn import Ensemble, Network
-from numeral.nn.layers import BatchNorm
+from numeral.nn.layers import LAYERS, BatchNorm, describe
 from numeral.nn.layers.activations import Activation
 from numeral.train.config import load_config, presets, with_epochs
 from numeral.train.loop import Split, Trainer
@@ -29,6 +32,7 @@ from numeral.train.loop import Split, Trainer
 FIXTURES = Path(__file__).parent / "fixtures" / "models"
 OLD_FORMATS = sorted(p.name for p in FIXTURES.glob("format*.npz"))
 NODE = shutil.which("node")
+STATIC = Path(numeral.__file__).parent / "export" / "static"
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +93,49 @@ def every_layer_networks() -> list[Network]:
                 layer.running_mean[...] = rng.normal(0, 0.3, layer.running_mean.shape)
                 layer.running_var[...] = rng.uniform(0.5, 2, layer.running_var.shape)
     return nets
+
+
+# ------------------------------------------------------------------ one description
+def test_every_layer_type_is_described_once_and_exported_everywhere() -> None:
+    """Each type in numeral.nn.layers.LAYERS is in the network of every layer type above (so
+    the tests below run it through onnxruntime and node), describes itself (its type, JSON
+    hyperparameters, arrays), and has an ONNX builder and a forward pass in numeral.js."""
+    nets = every_layer_networks()
+    assert {layer.name for net in nets for layer in net.layers} == set(LAYERS)
+    for net in nets:
+        for described in [*input_descriptions(net), *map(describe, net.body)]:
+            arrays = described["arrays"]
+            assert described["type"] in LAYERS
+            assert all(isinstance(a, np.ndarray) for a in arrays.values()), described["type"]
+            assert not set(arrays) & set(described) - {"arrays"}, described["type"]
+            json.dumps({k: v for k, v in described.items() if k != "arrays"})
+    assert set(LAYERS) <= set(BUILDERS) and tuple(LAYERS) == EXPORTED
+    assert set(LAYERS) <= javascript_types()
+    if NODE is not None:  # the table the exporter reads is the one the page runs
+        script = (f"eval(require('fs').readFileSync({json.dumps(str(STATIC / 'numeral.js'))},"
+                  f" 'utf8')); console.log(JSON.stringify(numeral.types))")
+        done = subprocess.run([NODE, "-e", script], capture_output=True, text=True, check=True)
+        assert set(json.loads(done.stdout)) == javascript_types()
+
+
+def test_the_pages_reader_takes_its_settings_from_read_py(tmp_path: Path) -> None:
+    """reader.js holds no copy of numeral/read.py's settings: the export writes read.py's own
+    values into model.js, and reader.js reads them there."""
+    reading = importlib.import_module("numeral.read")
+    source = (STATIC / "reader.js").read_text()
+    assert not re.search(r"\b[A-Z][A-Z_]+ = [0-9.]", source)  # no constants of its own
+    used = re.search(r"const \{([A-Z_, ]+)\} = settings;", source)
+    assert used is not None and {n.strip() for n in used.group(1).split(",")} == set(
+        READER_SETTINGS)
+    assert {name: getattr(reading, name) for name in READER_SETTINGS} == READER_SETTINGS
+    export_web(numeral.load_model(str(FIXTURES / "format1-plain.npz")), tmp_path)
+    line = (tmp_path / "model.js").read_text().splitlines()[-1]
+    assert line.startswith("globalThis.NUMERAL_READER = ")
+    assert json.loads(line.split(" = ", 1)[1].rstrip(";")) == READER_SETTINGS
+    if NODE is not None:
+        done = subprocess.run([NODE, str(Path(__file__).parent / "js" / "segment.js"),
+                               str(tmp_path)], capture_output=True, text=True, check=True)
+        assert json.loads(done.stdout)["settings"] == READER_SETTINGS
 
 
 # ------------------------------------------------------------------ ONNX

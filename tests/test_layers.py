@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,18 @@ from numeral.cli import main
 from numeral.errors import ConfigError, InputError
 from numeral.nn import Network
 from numeral.nn.constraints import CONSTRAINTS
-from numeral.nn.layers import ACTIVATIONS, BatchNorm, Conv2D, Dense, MaxPool2D, parse_layer
+from numeral.nn.layers import (
+    ACTIVATIONS,
+    ARGUMENTS,
+    LAYERS,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    InputTransform,
+    MaxPool2D,
+    layer_arguments,
+    parse_layer,
+)
 from numeral.train.config import load_config
 
 ISSUE_EXAMPLE = ["conv 6 3", "relu", "maxpool 2", "conv 4 3 stride=2 padding=0", "batchnorm",
@@ -100,6 +112,26 @@ def test_impossible_networks_are_refused_before_training(layers: list[str],
                                                          message: str) -> None:
     with pytest.raises(InputError, match=message):
         Network.from_layers(layers, input_shape=shape)
+
+
+def test_every_layer_declares_the_settings_its_strings_take() -> None:
+    """The parser knows every layer type by its class: its ``arguments`` name settings of its
+    constructor (the required ones positional), and each layer's string parses back to it."""
+    for name, cls in LAYERS.items():
+        assert cls.name == name
+        if not issubclass(cls, InputTransform):  # those declare theirs with net.inputs
+            assert "arguments" in dir(cls) and "export" in dir(cls), name
+        positional, keywords = layer_arguments(cls)
+        signature = inspect.signature(cls.__init__).parameters
+        settings = [k for k in signature if k != "self"]
+        required = [k for k in settings if signature[k].default is inspect.Parameter.empty]
+        assert set(positional) | set(keywords) <= set(settings), name
+        assert required == list(positional)[: len(required)], name
+    assert ARGUMENTS["conv"] == (("out_channels", "kernel"), ("stride", "padding"))
+    for text in ["dense 7", "conv 4 3 stride=2 padding=same", "maxpool 3 stride=2", "avgpool 2",
+                 "dropout 0.25", "gamma 0.5", *(n for n in LAYERS if not layer_arguments(
+                     LAYERS[n])[0])]:
+        assert parse_layer(text).spec() == text
 
 
 def test_the_activation_names_are_the_constraint_tables() -> None:

@@ -27,39 +27,27 @@ Built with the ``onnx`` package's helpers (``pip install 'numeral[export]'``); t
 every shipped preset's architecture and the old model formats through onnxruntime and compare
 with ``predict_proba`` on real images. A layer numeral does not know how to export is refused
 with an error naming it, never skipped.
+
+Each step is built from its description (:mod:`numeral.export.describe`: the layer's own
+``export()``) by the builder of its type in :data:`BUILDERS`; which types export, and with
+which hyperparameters, is what the layers declare.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from numeral.errors import NumeralError
+from numeral.export.describe import Description, ExportError, input_descriptions
 from numeral.nn import Ensemble, Network
-from numeral.nn.layers import (
-    AvgPool2D,
-    BatchNorm,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAvgPool,
-    MaxPool2D,
-    Standardize,
-)
-from numeral.nn.layers.activations import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
-from numeral.nn.layers.norm import BN_EPS
-from numeral.nn.layers.transforms import Deskew, Gamma, OrientationPlanes
+from numeral.nn.layers import LAYERS, Layer, describe
 
 OPSET = 17
-
-
-class ExportError(NumeralError):
-    """A model the exporter cannot write faithfully."""
 
 
 def require_onnx() -> Any:
@@ -179,65 +167,102 @@ def orientation(g: Graph, x: str, side: int) -> str:
 # ------------------------------------------------------------------ one network
 def network_logits(g: Graph, net: Network, x: str) -> str:
     """The logits of ``net`` for the (n, inputs) tensor ``x``."""
-    for layer in net.layers[: net.n_input]:
-        side = math.isqrt(math.prod(layer.in_shape))
-        if isinstance(layer, Gamma):
-            x = g.op("Pow", g.op("Max", x, g.const(0.0)), g.const(layer.gamma))
-        elif isinstance(layer, Deskew):
-            x = deskew(g, x, side)
-        elif isinstance(layer, OrientationPlanes):
-            x = orientation(g, x, side)
-        else:
-            raise ExportError(f"the input transform {layer.spec()!r} has no ONNX form yet")
-    x = g.reshape(x, net.body_shape)
+    x = g.reshape(export_inputs(g, net, x), net.body_shape)
     rank = 1 + len(net.body_shape)
     for layer in net.body:
-        x, rank = body_layer(g, layer, x, rank)
+        x, rank = build(g, describe(layer), x, rank, layer)
     return x
 
 
-def body_layer(g: Graph, layer: Any, x: str, rank: int) -> tuple[str, int]:
-    """One learning layer (eval mode); returns the output and its rank."""
-    if isinstance(layer, Dense):
-        if rank != 2:
-            x = g.op("Flatten", x, axis=1)
-        W, b = layer.params
-        return g.op("Gemm", x, g.const(W, "W"), g.const(b, "b")), 2
-    if isinstance(layer, Conv2D):
-        W, b = layer.params
-        k, p, s = layer.kernel, layer.pad, layer.stride
-        return g.op("Conv", x, g.const(W, "W"), g.const(b, "b"), kernel_shape=[k, k],
-                    strides=[s, s], pads=[p, p, p, p]), 4
-    if isinstance(layer, MaxPool2D | AvgPool2D):
-        op = "MaxPool" if isinstance(layer, MaxPool2D) else "AveragePool"
-        return g.op(op, x, kernel_shape=[layer.kernel] * 2, strides=[layer.stride] * 2), 4
-    if isinstance(layer, GlobalAvgPool):
-        return g.op("Flatten", g.op("GlobalAveragePool", x), axis=1), 2
-    if isinstance(layer, BatchNorm):
-        gamma, beta = layer.params
-        return g.op("BatchNormalization", x, g.const(gamma), g.const(beta),
-                    g.const(layer.running_mean), g.const(layer.running_var),
-                    epsilon=BN_EPS), rank
-    if isinstance(layer, Standardize):
-        shifted = g.op("Sub", x, g.const(layer.mean.reshape(layer.in_shape)))
-        return g.op("Mul", shifted, g.const(layer.scale.reshape(layer.in_shape))), rank
-    if isinstance(layer, Flatten):
-        return g.op("Flatten", x, axis=1), 2
-    if isinstance(layer, Dropout | Identity):
-        return x, rank
-    if isinstance(layer, LeakyReLU):
-        return g.op("LeakyRelu", x, alpha=float(layer.slope)), rank
-    simple = {Sigmoid: "Sigmoid", Tanh: "Tanh", ReLU: "Relu"}
-    for kind, op in simple.items():
-        if type(layer) is kind:
-            return g.op(op, x), rank
-    raise ExportError(f"layer {layer.spec()!r} ({type(layer).__name__}) has no ONNX form; "
-                      f"numeral exports {', '.join(EXPORTED)}")
+def export_inputs(g: Graph, net: Network, x: str) -> str:
+    """The input transforms on the flat (n, pixels) rows ``x``; the rows they give."""
+    for described in input_descriptions(net):
+        x, _ = build(g, described, x, 2)
+    return x
 
 
-EXPORTED = ("dense", "conv", "maxpool", "avgpool", "globalavgpool", "batchnorm", "flatten",
-            "dropout", "standardize", "sigmoid", "tanh", "relu", "leaky_relu", "identity",
-            "gamma", "deskew", "orientation")
+def build(g: Graph, described: Description, x: str, rank: int,
+          layer: Layer | None = None) -> tuple[str, int]:
+    """One step (eval mode) by the builder of its type; its output and that output's rank."""
+    builder = BUILDERS.get(described["type"])
+    if builder is None:
+        if layer is None:
+            raise ExportError(f"the input transform {described['type']!r} has no ONNX form yet")
+        raise ExportError(f"layer {layer.spec()!r} ({type(layer).__name__}) has no ONNX form; "
+                          f"numeral exports {', '.join(EXPORTED)}")
+    return builder(g, described, x, rank)
+
+
+Builder = Callable[[Graph, Description, str, int], tuple[str, int]]
+
+
+def _dense(g: Graph, d: Description, x: str, rank: int) -> tuple[str, int]:
+    if rank != 2:
+        x = g.op("Flatten", x, axis=1)
+    W, b = d["arrays"]["W"], d["arrays"]["b"]  # W as numeral keeps it: (fan_in, fan_out)
+    return g.op("Gemm", x, g.const(W, "W"), g.const(b, "b")), 2
+
+
+def _conv(g: Graph, d: Description, x: str, rank: int) -> tuple[str, int]:
+    k, p, s = d["kernel"], d["pad"], d["stride"]
+    return g.op("Conv", x, g.const(d["arrays"]["W"], "W"), g.const(d["arrays"]["b"], "b"),
+                kernel_shape=[k, k], strides=[s, s], pads=[p, p, p, p]), 4
+
+
+def _pool(op: str) -> Builder:
+    def pool(g: Graph, d: Description, x: str, rank: int) -> tuple[str, int]:
+        return g.op(op, x, kernel_shape=[d["kernel"]] * 2, strides=[d["stride"]] * 2), 4
+    return pool
+
+
+def _batchnorm(g: Graph, d: Description, x: str, rank: int) -> tuple[str, int]:
+    a = d["arrays"]
+    return g.op("BatchNormalization", x, g.const(a["gamma"]), g.const(a["beta"]),
+                g.const(a["mean"]), g.const(a["var"]), epsilon=d["eps"]), rank
+
+
+def _standardize(g: Graph, d: Description, x: str, rank: int) -> tuple[str, int]:
+    shifted = g.op("Sub", x, g.const(d["arrays"]["mean"]))
+    return g.op("Mul", shifted, g.const(d["arrays"]["scale"])), rank
+
+
+def _elementwise(op: str | None, **attrs: str) -> Builder:
+    """An op applied to each value (attributes read from the description), or, for None,
+    nothing: the values pass unchanged."""
+    def elementwise(g: Graph, d: Description, x: str, rank: int) -> tuple[str, int]:
+        if op is None:
+            return x, rank
+        values: dict[str, Any] = {attr: float(d[key]) for attr, key in attrs.items()}
+        return g.op(op, x, **values), rank
+    return elementwise
+
+
+def _gamma(g: Graph, d: Description, x: str, rank: int) -> tuple[str, int]:
+    return g.op("Pow", g.op("Max", x, g.const(0.0)), g.const(d["gamma"])), rank
+
+
+BUILDERS: dict[str, Builder] = {
+    "gamma": _gamma,
+    "deskew": lambda g, d, x, rank: (deskew(g, x, d["side"]), rank),
+    "orientation": lambda g, d, x, rank: (orientation(g, x, d["side"]), rank),
+    "standardize": _standardize,
+    "dense": _dense,
+    "conv": _conv,
+    "maxpool": _pool("MaxPool"),
+    "avgpool": _pool("AveragePool"),
+    "globalavgpool": lambda g, d, x, rank: (
+        g.op("Flatten", g.op("GlobalAveragePool", x), axis=1), 2),
+    "batchnorm": _batchnorm,
+    "flatten": lambda g, d, x, rank: (g.op("Flatten", x, axis=1), 2),
+    "dropout": _elementwise(None),  # evaluation mode
+    "identity": _elementwise(None),
+    "sigmoid": _elementwise("Sigmoid"),
+    "tanh": _elementwise("Tanh"),
+    "relu": _elementwise("Relu"),
+    "leaky_relu": _elementwise("LeakyRelu", alpha="slope"),
+}
+# the layer types numeral exports: those of numeral.nn.layers that have a builder
+EXPORTED = tuple(name for name in LAYERS if name in BUILDERS)
 
 
 # ------------------------------------------------------------------ the model

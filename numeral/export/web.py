@@ -7,9 +7,14 @@ DIR gets four files and needs nothing else, no server code and no network:
 ``numeral.js``  numeral's forward pass in about 200 lines of JavaScript (every layer type,
                 the input transforms, ensembles), evaluation mode
 ``reader.js``   whole numbers: the numerals on the canvas found as numeral/read.py finds them
-``model.js``    the model: its layers and float32 arrays (base64), class names, a typical
-                training image per class
+``model.js``    the model: its input transforms and layers as they describe themselves
+                (``export()``; arrays as base64 float32), class names, a typical training
+                image per class; and the reader's settings, read from numeral/read.py
 ==============  ==========================================================================
+
+Nothing here knows a layer type: each step is written as its description
+(:mod:`numeral.export.describe`), and numeral.js runs it by the forward pass of its type
+(``FORWARD`` there). A type numeral.js has no forward pass for is refused when exporting.
 
 Why a forward pass of our own and not onnxruntime-web: the page then weighs the model plus
 10 KB instead of the model plus onnxruntime-web's 10+ MB of WebAssembly, opens from a plain
@@ -26,68 +31,66 @@ from __future__ import annotations
 
 import base64
 import json
-import math
+import re
 import shutil
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from numeral.export.onnx import EXPORTED, ExportError
+from numeral.export.describe import Description, ExportError, input_descriptions
+from numeral.export.onnx import EXPORTED
 from numeral.nn import Ensemble, Network
 from numeral.nn.files import atomic_write
-from numeral.nn.layers import (
-    AvgPool2D,
-    BatchNorm,
-    Conv2D,
-    Dense,
-    Dropout,
-    Flatten,
-    GlobalAvgPool,
-    MaxPool2D,
-    Standardize,
-)
-from numeral.nn.layers.activations import Identity, LeakyReLU, ReLU, Sigmoid, Tanh
-from numeral.nn.layers.norm import BN_EPS
-from numeral.nn.layers.transforms import Deskew, Gamma, OrientationPlanes
+from numeral.nn.layers import Layer, describe
+from numeral.read import ASPECT, CUT_TRIES, LINE_PART, MAX_PIECES, SPECK
+
+# numeral/read.py's settings that reader.js uses, under their names there
+READER_SETTINGS = {"SPECK": SPECK, "ASPECT": ASPECT, "MAX_PIECES": MAX_PIECES,
+                   "CUT_TRIES": CUT_TRIES, "LINE_PART": LINE_PART}
+STATIC = ("index.html", "numeral.js", "reader.js")
 
 
 def b64(array: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(array, dtype="<f4").tobytes()).decode()
 
 
-def layer_json(layer: Any) -> dict[str, Any]:
-    """One layer as numeral.js reads it; arrays listed in ``arrays`` are base64 float32."""
-    def with_arrays(kind: str, **arrays: np.ndarray) -> dict[str, Any]:
-        return {"type": kind, "arrays": list(arrays), **{k: b64(v) for k, v in arrays.items()}}
+@cache
+def javascript_types() -> frozenset[str]:
+    """The types numeral.js has a forward pass for: the keys of its ``FORWARD`` table."""
+    text = (resources.files("numeral.export") / "static" / "numeral.js").read_text()
+    table = re.search(r"^  const FORWARD = \{\n(.*?)^  \};", text, re.M | re.S)
+    if table is None:
+        raise ExportError("numeral.js has no FORWARD table")
+    return frozenset(re.findall(r"^    (\w+): ", table.group(1), re.M))
 
-    side = math.isqrt(math.prod(layer.in_shape)) if layer.in_shape else 0
-    if isinstance(layer, Gamma):
-        return {"type": "gamma", "gamma": layer.gamma}
-    if isinstance(layer, Deskew):
-        return {"type": "deskew", "side": side}
-    if isinstance(layer, OrientationPlanes):
-        return {"type": "orientation", "side": side, "out_shape": list(layer.out_shape)}
-    if isinstance(layer, Standardize):
-        return with_arrays("standardize", mean=layer.mean, scale=layer.scale)
-    if isinstance(layer, Dense):
-        return with_arrays("dense", W=layer.params[0], b=layer.params[1])
-    if isinstance(layer, Conv2D):
-        return {**with_arrays("conv", W=layer.params[0], b=layer.params[1]),
-                "kernel": layer.kernel, "stride": layer.stride, "pad": layer.pad,
-                "out": layer.out_channels}
-    if isinstance(layer, MaxPool2D | AvgPool2D):
-        return {"type": layer.name, "kernel": layer.kernel, "stride": layer.stride}
-    if isinstance(layer, BatchNorm):
-        return {**with_arrays("batchnorm", gamma=layer.params[0], beta=layer.params[1],
-                              mean=layer.running_mean, var=layer.running_var), "eps": BN_EPS}
-    if isinstance(layer, LeakyReLU):
-        return {"type": "leaky_relu", "slope": layer.slope}
-    if isinstance(layer, GlobalAvgPool | Flatten | Dropout | Sigmoid | Tanh | ReLU | Identity):
-        return {"type": layer.name}
-    raise ExportError(f"layer {layer.spec()!r} ({type(layer).__name__}) has no form in "
-                      f"numeral.js; numeral exports {', '.join(EXPORTED)}")
+
+def as_json(described: Description) -> dict[str, Any]:
+    """A description as numeral.js reads it: the arrays base64 float32 under their names,
+    listed in ``arrays``."""
+    arrays = described["arrays"]
+    return {**{k: v for k, v in described.items() if k != "arrays"},
+            "arrays": list(arrays), **{k: b64(v) for k, v in arrays.items()}}
+
+
+def layer_json(layer: Layer) -> dict[str, Any]:
+    """One learning layer as numeral.js reads it."""
+    described = describe(layer)
+    if described["type"] not in javascript_types():
+        raise ExportError(f"layer {layer.spec()!r} ({type(layer).__name__}) has no form in "
+                          f"numeral.js; numeral exports {', '.join(EXPORTED)}")
+    return as_json(described)
+
+
+def export_inputs(net: Network) -> list[dict[str, Any]]:
+    """The network's input transforms as numeral.js reads them."""
+    described = input_descriptions(net)
+    for step in described:
+        if step["type"] not in javascript_types():
+            raise ExportError(f"the input transform {step['type']!r} has no form in numeral.js")
+    return [as_json(step) for step in described]
 
 
 def model_json(model: Network | Ensemble) -> dict[str, Any]:
@@ -99,9 +102,9 @@ def model_json(model: Network | Ensemble) -> dict[str, Any]:
         "classes": list(classes),
         "exemplars": meta.get("exemplars", []),
         "test_accuracy": meta.get("test_accuracy"),
-        "members": [{"input_shape": list(net.input_shape), "body_shape": list(net.body_shape),
-                     "n_input": net.n_input,
-                     "layers": [layer_json(layer) for layer in net.layers]}
+        "members": [{"input_shape": list(net.input_shape), "inputs": export_inputs(net),
+                     "body_shape": list(net.body_shape),
+                     "layers": [layer_json(layer) for layer in net.body]}
                     for net in members],
     }
 
@@ -112,10 +115,11 @@ def export_web(model: Network | Ensemble, folder: str | Path) -> Path:
     if folder.exists() and not folder.is_dir():
         raise ExportError(f"{folder} is a file; give a folder for --web")
     folder.mkdir(parents=True, exist_ok=True)
-    text = "globalThis.NUMERAL_MODEL = " + json.dumps(model_json(model)) + ";\n"
+    text = ("globalThis.NUMERAL_MODEL = " + json.dumps(model_json(model)) + ";\n"
+            "globalThis.NUMERAL_READER = " + json.dumps(READER_SETTINGS) + ";\n")
     atomic_write(folder / "model.js", lambda fh: fh.write(text.encode()))
     static = resources.files("numeral.export") / "static"
-    for name in ("index.html", "numeral.js", "reader.js"):
+    for name in STATIC:
         with resources.as_file(static / name) as source:
             shutil.copyfile(source, folder / name)
     return folder

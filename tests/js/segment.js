@@ -1,5 +1,6 @@
 // node tests/js/segment.js SITE_DIR: reader.js on synthetic ink, the answers as JSON on stdout.
 const fs = require("fs");
+eval(fs.readFileSync(process.argv[2] + "/model.js", "utf8"));  // the reader's settings
 eval(fs.readFileSync(process.argv[2] + "/reader.js", "utf8"));
 const W = 300, H = 120;
 function blank() { return new Float64Array(W * H); }
@@ -15,6 +16,7 @@ const apart = ring(ring(blank(), 60, 60, 40), 220, 60, 40);
 const boxes = (found) => Array.isArray(found) ? found.map((p) => [p.x0, p.x1]) : found;
 const preferRight = (pieces) => pieces.length === 2 ? pieces[0].x1 : -1e9;  // a cut far right
 console.log(JSON.stringify({
+  settings: numeralReader.settings,
   touching: boxes(numeralReader.segment(two, W, H)),
   apart: boxes(numeralReader.segment(apart, W, H)),
   scored: boxes(numeralReader.segment(two, W, H, preferRight)),

@@ -84,7 +84,7 @@
   }
 
   function conv(x, shape, L) {  // cross-correlation, P zeros around, stride S
-    const [C, H, Wd] = shape, K = L.kernel, S = L.stride, P = L.pad, O = L.out;
+    const [C, H, Wd] = shape, K = L.kernel, S = L.stride, P = L.pad, O = L.out_channels;
     const Ho = Math.floor((H + 2 * P - K) / S) + 1, Wo = Math.floor((Wd + 2 * P - K) / S) + 1;
     const y = new Float64Array(O * Ho * Wo);
     for (let o = 0; o < O; o++) for (let r = 0; r < Ho; r++) for (let s = 0; s < Wo; s++) {
@@ -117,47 +117,54 @@
     return [y, [C, Ho, Wo]];
   }
 
-  const ACTIVATIONS = {
-    sigmoid: (z) => 1 / (1 + Math.exp(-z)),
-    tanh: Math.tanh,
-    relu: (z) => Math.max(z, 0),
-    identity: (z) => z,
+  function globalAvgPool(x, shape) {
+    const [C, H, W] = shape, y = new Float64Array(C);
+    for (let c = 0; c < C; c++) {
+      let s = 0;
+      for (let i = 0; i < H * W; i++) s += x[c * H * W + i];
+      y[c] = s / (H * W);
+    }
+    return [y, [C]];
+  }
+
+  function batchnorm(x, shape, L) {  // y = gamma (x - mean) / sqrt(var + eps) + beta, per channel
+    const per = x.length / L.gamma.length, y = new Float64Array(x.length);
+    for (let i = 0; i < x.length; i++) {
+      const f = Math.floor(i / per);
+      y[i] = L.gamma[f] * (x[i] - L.mean[f]) / Math.sqrt(L.var[f] + L.eps) + L.beta[f];
+    }
+    return [y, shape];
+  }
+
+  const each = (f) => (x, shape) => [x.map(f), shape];  // element-wise
+  const unchanged = (x, shape) => [x, shape];
+
+  // The forward pass of each type, as the layers describe themselves (their export() in
+  // numeral.nn.layers, written into model.js): (x, shape, L) -> [y, y's shape]. The exporter
+  // reads this table's keys to know which types the page can run.
+  const FORWARD = {
+    gamma: (x, shape, L) => [gamma(x, L.gamma), shape],
+    deskew: (x, shape, L) => [deskew(x, L.side), shape],
+    orientation: (x, shape, L) => [orientation(x, L.side), L.out_shape],
+    standardize: (x, shape, L) => [x.map((v, i) => (v - L.mean[i]) * L.scale[i]), shape],
+    dense: (x, shape, L) => [dense(x, L.W, L.b, x.length, L.b.length), [L.b.length]],
+    conv: (x, shape, L) => conv(x, shape, L),
+    maxpool: (x, shape, L) => pool(x, shape, L.kernel, L.stride, true),
+    avgpool: (x, shape, L) => pool(x, shape, L.kernel, L.stride, false),
+    globalavgpool: globalAvgPool,
+    batchnorm: batchnorm,
+    flatten: (x) => [x, [x.length]],
+    dropout: unchanged,  // evaluation mode
+    identity: unchanged,
+    sigmoid: each((z) => 1 / (1 + Math.exp(-z))),
+    tanh: each(Math.tanh),
+    relu: each((z) => Math.max(z, 0)),
+    leaky_relu: (x, shape, L) => [x.map((z) => Math.max(z, z * L.slope)), shape],
   };
 
   function layer(x, shape, L) {
-    switch (L.type) {
-      case "gamma": return [gamma(x, L.gamma), shape];
-      case "deskew": return [deskew(x, L.side), shape];
-      case "orientation": return [orientation(x, L.side), L.out_shape];
-      case "standardize": return [x.map((v, i) => (v - L.mean[i]) * L.scale[i]), shape];
-      case "dense": return [dense(x, L.W, L.b, x.length, L.b.length), [L.b.length]];
-      case "conv": return conv(x, shape, L);
-      case "maxpool": return pool(x, shape, L.kernel, L.stride, true);
-      case "avgpool": return pool(x, shape, L.kernel, L.stride, false);
-      case "globalavgpool": {
-        const [C, H, W] = shape, y = new Float64Array(C);
-        for (let c = 0; c < C; c++) {
-          let s = 0;
-          for (let i = 0; i < H * W; i++) s += x[c * H * W + i];
-          y[c] = s / (H * W);
-        }
-        return [y, [C]];
-      }
-      case "batchnorm": {  // y = gamma (x - mean) / sqrt(var + eps) + beta, per channel
-        const per = x.length / L.gamma.length, y = new Float64Array(x.length);
-        for (let i = 0; i < x.length; i++) {
-          const f = Math.floor(i / per);
-          y[i] = L.gamma[f] * (x[i] - L.mean[f]) / Math.sqrt(L.var[f] + L.eps) + L.beta[f];
-        }
-        return [y, shape];
-      }
-      case "flatten": return [x, [x.length]];
-      case "dropout": return [x, shape];
-      case "leaky_relu": return [x.map((z) => Math.max(z, z * L.slope)), shape];
-      default:
-        if (L.type in ACTIVATIONS) return [x.map(ACTIVATIONS[L.type]), shape];
-        throw new Error("numeral.js does not know the layer " + L.type);
-    }
+    if (!(L.type in FORWARD)) throw new Error("numeral.js does not know the layer " + L.type);
+    return FORWARD[L.type](x, shape, L);
   }
 
   function softmax(z) {
@@ -168,7 +175,7 @@
 
   // Decode a model as model.js holds it (once).
   function load(model) {
-    for (const net of model.members) for (const L of net.layers)
+    for (const net of model.members) for (const L of [...net.inputs, ...net.layers])
       for (const key of L.arrays || []) L[key] = decode(L[key]);
     return model;
   }
@@ -179,14 +186,13 @@
     const total = new Float64Array(model.classes.length);
     for (const net of model.members) {
       let x = Float64Array.from(input), shape = net.input_shape;
-      net.layers.forEach((L, i) => {
-        if (i === net.n_input) shape = net.body_shape;  // the learning layers' view of x
-        [x, shape] = layer(x, shape, L);
-      });
+      for (const L of net.inputs) [x, shape] = layer(x, shape, L);
+      shape = net.body_shape;  // the learning layers' view of x
+      for (const L of net.layers) [x, shape] = layer(x, shape, L);
       softmax(x).forEach((p, i) => { total[i] += p / model.members.length; });
     }
     return total;
   }
 
-  root.numeral = { load, predict };
+  root.numeral = { load, predict, types: Object.keys(FORWARD) };
 })(typeof window !== "undefined" ? window : globalThis);

@@ -1,12 +1,17 @@
 // Whole numbers on the page's canvas, as numeral/read.py finds them in a photo: connected
 // components of the ink, specks dropped, the parts of one numeral merged, pieces smaller than
 // half a numeral joined to their nearest neighbour, numerals that touch cut where the model
-// reads the pieces most surely (among columns of thin ink near the even cuts). The canvas is white ink on black, so the photo steps (inverting, flattening uneven
-// light, Otsu's threshold) are not needed: ink is what is brighter than 20 % of the brightest.
+// reads the pieces most surely (among columns of thin ink near the even cuts). The canvas is
+// white ink on black, so the photo steps (inverting, flattening uneven light, Otsu's
+// threshold) are not needed: ink is what is brighter than 20 % of the brightest.
+// The settings are read.py's own, which numeral export --web writes into model.js
+// (NUMERAL_READER): load model.js first.
 "use strict";
 
 (function (root) {
-  const SPECK = 0.03, ASPECT = 0.96, MAX_PIECES = 60, CUT_TRIES = 7, LINE_PART = 0.5;
+  const settings = root.NUMERAL_READER;
+  if (!settings) throw new Error("reader.js needs NUMERAL_READER: load model.js before it");
+  const {SPECK, ASPECT, MAX_PIECES, CUT_TRIES, LINE_PART} = settings;
 
   // 8-connected components of mask (W x H): a label per pixel (0: none) and each one's box.
   function components(mask, W, H) {
@@ -165,5 +170,5 @@
     return out;
   }
 
-  root.numeralReader = {segment};
+  root.numeralReader = {segment, settings};
 })(typeof window !== "undefined" ? window : globalThis);

@@ -19,6 +19,31 @@ layer string        class                                        file
 ==================  ===========================================  =====================
 
 A layer string is ``name [args] [key=value ...]``, e.g. ``"conv 4 3 stride=2 padding=0"``.
+
+Each layer class describes itself, once, and everything outside the core reads that:
+
+- ``arguments``: its positional and keyword settings, e.g. ``(("out_channels", "kernel"),
+  ("stride", "padding"))`` for ``conv``; :func:`parse_layer` reads layer strings by it.
+- ``export()``: ``{"type": name, hyperparameter: value, ..., "arrays": {name: array}}``, what
+  the layer computes in evaluation mode (:func:`describe`). The ONNX export builds its nodes
+  from it (a builder per type, ``numeral.export.onnx.BUILDERS``); the web export writes it
+  into model.js as it is (arrays as base64), and numeral.js runs it (``FORWARD``, by type).
+
+Adding a layer type
+-------------------
+1. Its file here: the class with ``name``, ``arguments``, ``export()`` beside its forward and
+   backward pass, and its entry in ``_CLASSES`` below.
+2. Its tests: its forward and backward (tests/test_layers.py, tests/test_gradcheck.py) and one
+   use in ``every_layer_networks()`` (tests/test_export.py), which runs it through onnxruntime
+   and node against ``predict_proba``.
+3. Its forward pass outside Python: a function in ``FORWARD`` in
+   numeral/export/static/numeral.js, and its nodes in ``BUILDERS`` in numeral/export/onnx.py,
+   both keyed by the type ``export()`` declares.
+
+Nothing else: the parser, the layer table the config checks use, the web export and model
+files follow from the class. The tests fail while a type in :data:`LAYERS` lacks its
+arguments (tests/test_layers.py), its description, an ONNX builder or a forward pass in
+numeral.js (tests/test_export.py).
 """
 
 from __future__ import annotations
@@ -49,15 +74,31 @@ _CLASSES: tuple[type[Layer], ...] = (
     Dense, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool, BatchNorm, Dropout, Flatten, Standardize,
     Gamma, Deskew, OrientationPlanes, *ACTIVATIONS.values())
 LAYERS: dict[str, type[Layer]] = {cls.name: cls for cls in _CLASSES}
-# the settings each layer string takes: positional names, then keyword names
-ARGUMENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "dense": (("units",), ()),
-    "conv": (("out_channels", "kernel"), ("stride", "padding")),
-    "maxpool": (("kernel",), ("stride",)),
-    "avgpool": (("kernel",), ("stride",)),
-    "dropout": (("p",), ()),
-    "gamma": (("gamma",), ()),
-}
+Arguments = tuple[tuple[str, ...], tuple[str, ...]]
+# Gamma declares no ``arguments`` yet (transforms.py is moving to ``net.inputs``, issue #25):
+# its form until then.
+_UNDECLARED: dict[str, Arguments] = {"gamma": (("gamma",), ())}
+
+
+def layer_arguments(cls: type[Layer]) -> Arguments:
+    """The settings a layer string of ``cls`` takes: positional names, then keyword names."""
+    declared: Arguments | None = getattr(cls, "arguments", None)
+    return declared if declared is not None else _UNDECLARED.get(cls.name, ((), ()))
+
+
+def describe(layer: Layer) -> dict[str, Any]:
+    """What ``layer`` computes in evaluation mode, as its class's ``export()`` declares it:
+    ``{"type", hyperparameters..., "arrays": {name: array}}`` (``arrays`` always present).
+    Needs a built layer (the arrays exist after :meth:`Layer.build`)."""
+    export = getattr(layer, "export", None)
+    description: dict[str, Any] = dict(export()) if export is not None else {"type": layer.name}
+    description.setdefault("arrays", {})
+    return description
+
+
+# the settings each layer string takes (read from the classes; kept for older callers)
+ARGUMENTS: dict[str, Arguments] = {
+    name: layer_arguments(cls) for name, cls in LAYERS.items() if layer_arguments(cls) != ((), ())}
 
 
 def _value(text: str) -> Any:
@@ -77,7 +118,7 @@ def parse_layer(text: str) -> Layer:
     name, rest = words[0].lower(), words[1:]
     if name not in LAYERS:
         raise InputError(f"unknown layer {name!r} in {text!r}; layers: {', '.join(LAYERS)}")
-    positional, keywords = ARGUMENTS.get(name, ((), ()))
+    positional, keywords = layer_arguments(LAYERS[name])
     args = [w for w in rest if "=" not in w]
     kwargs = dict(w.split("=", 1) for w in rest if "=" in w)
     usage = " ".join([name, *(p.upper() for p in positional),
@@ -119,6 +160,8 @@ __all__ = [
     "Standardize",
     "Tanh",
     "as_layer",
+    "describe",
     "get_activation",
+    "layer_arguments",
     "parse_layer",
 ]

@@ -21,7 +21,12 @@ class Dense(Layer):
     """
 
     name = "dense"
+    arguments = (("units",), ())
     param_names = ("W", "b")
+
+    def export(self) -> dict[str, Any]:
+        return {"type": self.name, "units": self.units,
+                "arrays": {"W": self.params[0], "b": self.params[1]}}
 
     def __init__(self, units: int) -> None:
         super().__init__()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from numeral.nn.constraints import check
@@ -19,6 +21,10 @@ class Dropout(Layer):
     """
 
     name = "dropout"
+    arguments = (("p",), ())
+
+    def export(self) -> dict[str, Any]:
+        return {"type": self.name, "p": self.p}  # nothing to do at prediction
 
     def __init__(self, p: float) -> None:
         super().__init__()

@@ -31,7 +31,15 @@ class BatchNorm(Layer):
     """
 
     name = "batchnorm"
+    arguments = ((), ())
     param_names = ("gamma", "beta")
+
+    def export(self) -> dict[str, Any]:
+        """Evaluation mode: the scale and shift, and the running statistics."""
+        gamma, beta = self.params
+        return {"type": self.name, "eps": BN_EPS,
+                "arrays": {"gamma": gamma, "beta": beta, "mean": self.running_mean,
+                           "var": self.running_var}}
 
     def output_shape(self, in_shape: Shape) -> Shape:
         if len(in_shape) not in (1, 3):
@@ -134,6 +142,11 @@ class Standardize(Layer):
     """
 
     name = "standardize"
+    arguments = ((), ())
+
+    def export(self) -> dict[str, Any]:
+        return {"type": self.name, "arrays": {"mean": self.mean.reshape(self.in_shape),
+                                              "scale": self.scale.reshape(self.in_shape)}}
 
     def build(self, in_shape: Shape, dtype: np.dtype[Any]) -> Shape:
         out = super().build(in_shape, dtype)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +18,10 @@ class Flatten(Layer):
     """
 
     name = "flatten"
+    arguments = ((), ())
+
+    def export(self) -> dict[str, Any]:
+        return {"type": self.name}
 
     def output_shape(self, in_shape: Shape) -> Shape:
         return (math.prod(in_shape),)
