@@ -14,20 +14,30 @@ name                  a = f(z)             f'(z) written with a
 ====================  ===================  ==============================
 
 backward: dL/dz = dL/da * f'(z), computed in place over the incoming gradient.
+
+Both run on every core, the batch cut into parts (:func:`numeral.nn.parallel.parts`).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
 from numeral.nn.errors import InputError
 from numeral.nn.layers.base import Buffers, Layer, out_buffer
+from numeral.nn.parallel import parts
 
 LEAKY_SLOPE = 0.01
 
 
 class Activation(Layer):
     """An element-wise nonlinearity; subclasses implement ``f`` and ``f_prime``."""
+
+    arguments = ((), ())
+
+    def export(self) -> dict[str, Any]:
+        return {"type": self.name}
 
     def f(self, z: np.ndarray, out: np.ndarray) -> None:
         """out = f(z)."""
@@ -45,12 +55,18 @@ class Activation(Layer):
 
     def forward(self, x: np.ndarray, buf: Buffers, train: bool,
                 rng: np.random.Generator | None) -> np.ndarray:
-        self.f(x, buf["out"])  # a = f(z)
-        return buf["out"]
+        out = buf["out"]
+        parts(len(x), lambda s: self.f(x[s], out[s]), out[0].size)  # a = f(z)
+        return out
 
     def backward(self, grad: np.ndarray, buf: Buffers, need_dx: bool) -> np.ndarray | None:
-        self.f_prime(buf["out"], buf["slope"])
-        grad *= buf["slope"]  # dL/dz = dL/da * f'(z)
+        out, slope = buf["out"], buf["slope"]
+
+        def chain(s: slice) -> None:
+            self.f_prime(out[s], slope[s])
+            grad[s] *= slope[s]  # dL/dz = dL/da * f'(z)
+
+        parts(len(grad), chain, out[0].size)
         return grad
 
 
@@ -92,6 +108,9 @@ class ReLU(Activation):
 
 class LeakyReLU(Activation):
     name = "leaky_relu"
+
+    def export(self) -> dict[str, Any]:
+        return {"type": self.name, "slope": float(self.slope)}
 
     def __init__(self, slope: float = LEAKY_SLOPE) -> None:
         super().__init__()
