@@ -28,6 +28,7 @@ from typing import Any
 
 from numeral.data.sources import IMAGE_SUFFIXES
 from numeral.errors import NumeralError
+from numeral.nn.parallel import set_threads
 
 CSV_COLUMNS = ["image", "text", "tibetan", "confidence", "numerals", "reason", "error"]
 CHUNK = 4  # images a worker takes at a time: few, so that few are in flight when stopped
@@ -164,6 +165,7 @@ def _start_worker(model: str) -> None:
         from threadpoolctl import threadpool_limits  # share the cores
 
         threadpool_limits(1)
+    set_threads(1)  # and one part for numeral's own element-wise work
     _READER[:] = [make_reader(model)]
 
 

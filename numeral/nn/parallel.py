@@ -12,8 +12,8 @@ every sample's values are computed by the same operations whatever the cut: the 
 bit for bit the same on 1, 2 or 16 threads. Small arrays are not cut (a thread hand-over costs
 about 20 microseconds).
 
-``NUMERAL_THREADS`` (or :func:`set_threads`) sets how many parts; by default the cores this
-process may run on.
+``NUMERAL_THREADS`` (or :func:`set_threads`) sets how many parts; by default the BLAS's
+thread setting, else the cores this process may run on.
 """
 
 from __future__ import annotations
@@ -32,9 +32,12 @@ _threads: int | None = None
 
 
 def default_threads() -> int:
-    value = os.environ.get("NUMERAL_THREADS", "")
-    if value.strip().isdigit() and int(value) >= 1:
-        return int(value)
+    """NUMERAL_THREADS, else the BLAS's own setting (a sweep's trial told to use one core
+    keeps to it), else the cores this process may run on."""
+    for name in ("NUMERAL_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) >= 1:
+            return int(value)
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
