@@ -13,10 +13,11 @@ so that a choice of committee rests on every combination, not on one lucky pair.
 from __future__ import annotations
 
 import argparse
-import itertools
 from pathlib import Path
 
 import numpy as np
+
+from numeral.train.sweep import by_setting, every_committee, validation_probabilities
 
 
 def main() -> None:
@@ -25,33 +26,19 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", help="settings to mix (default: all)")
     parser.add_argument("--max", type=int, default=3, help="trials of one setting at most")
     args = parser.parse_args()
-    probs: dict[str, np.ndarray] = {}
-    y = None
-    for path in sorted(args.sweep.glob("*/val_probs.npz")):
-        with np.load(path, allow_pickle=False) as data:
-            probs[path.parent.name], y = data["probs"], data["y"]
+    saved = validation_probabilities([args.sweep])
+    y = saved.pop("y", None)
+    saved.pop("split", None)
     if y is None:
         raise SystemExit(f"{args.sweep}: no finished trials (no */val_probs.npz)")
-    kinds: dict[str, list[str]] = {}
-    for trial in probs:
-        kinds.setdefault(trial.rsplit("-seed", 1)[0], []).append(trial)
+    kinds = by_setting(sorted(saved))
     names = args.kinds or sorted(kinds)
     print(f"{args.sweep}: {len(y)} validation images; trials: "
           + ", ".join(f"{k} {len(kinds[k])}" for k in names))
     print("\n| committee | validation errors: mean (fewest - most) | combinations |")
     print("|---|---|---|")
-    ranges = [range(min(args.max, len(kinds[k])) + 1) for k in names]
-    for counts in itertools.product(*ranges):
-        if sum(counts) == 0:
-            continue
-        per_kind = [list(itertools.combinations(kinds[k], n)) for k, n in zip(names, counts,
-                                                                               strict=True)]
-        errors = []
-        for parts in itertools.product(*per_kind):
-            members = [t for part in parts for t in part]
-            mean = np.mean([probs[t] for t in members], axis=0)
-            errors.append(int(np.sum(mean.argmax(axis=1) != y)))
-        label = " + ".join(f"{n} {k}" for k, n in zip(names, counts, strict=True) if n)
+    for counts, errors in every_committee(saved, y, names, args.max):
+        label = " + ".join(f"{n} {k}" for k, n in counts.items() if n)
         print(f"| {label} | {np.mean(errors):.1f} ({min(errors)} - {max(errors)}) "
               f"| {len(errors)} |")
 

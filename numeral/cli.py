@@ -432,6 +432,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from numeral.train import sweep as sw
+    from numeral.train.config import load_config
+    from numeral.viz import sweep_figure
 
     mixes = [m for m in args.committee or [] if m]
     asked = args.config or args.variants or args.grid or args.random or args.set
@@ -443,15 +445,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         sweeps = [sw.load_sweep(folder) for folder in folders]  # clear errors for non-sweeps
         _committees(sweeps[0], folders, mixes, args.hard)
         return 0
-    sweep = _plan_sweep(args)
+    overrides = list(args.set) + ([f'split="{args.split}"'] if args.split else [])
+    sweep = sw.plan_sweep(
+        load_config(args.config or "baseline", overrides), data=args.data, train=args.train,
+        test=args.test, out=args.out,
+        variants=args.variants, grid=args.grid, random=args.random, trials=args.trials,
+        seeds=args.seeds, draw_seed=args.draw_seed, metric=args.metric, mixes=mixes,
+        other_sweeps=bool(args.include))
+    sw.save_plan(sweep, {k: (str(v) if isinstance(v, Path) else v)
+                         for k, v in vars(args).items()})
     interrupted = False
     try:
-        sw.run_sweep(
-            sweep, sw.RayRunner(args.address, args.cpus_per_trial),
-            retry_failed=args.retry_failed)
+        sw.run_sweep(sweep, sw.RayRunner(args.address, args.cpus_per_trial),
+                     retry_failed=args.retry_failed)
     except KeyboardInterrupt:
         interrupted = True
-    best = sw.finish(sweep)
+    best = sw.finish(sweep, figure=sweep_figure)
     if interrupted:
         done = sum(sweep.result(t) is not None for t in sweep.trials)
         print(f"interrupted: {done} of {len(sweep.trials)} trials are finished and kept in "
@@ -471,46 +480,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def _committees(sweep: Any, folders: list[Path], mixes: list[str], hard: Path | None) -> None:
     from numeral.train import sweep as sw
+    from numeral.viz.figures import image_grid
 
     saved = sw.validation_probabilities(folders)
     print(sw.committee_report(saved, mixes))
-    if hard is not None and sw.draw_hard_images(sweep, saved, hard):
+    if hard is not None and sw.draw_hard_images(sweep, saved, hard, image_grid):
         print(f"gallery: {hard}")
-
-
-def _plan_sweep(args: argparse.Namespace) -> Any:
-    """The sweep the arguments describe, checked before Ray starts or anything trains."""
-    from numeral.data import resolve_data_path
-    from numeral.train import sweep as sw
-    from numeral.train.config import load_config
-
-    overrides = list(args.set) + ([f'split="{args.split}"'] if args.split else [])
-    base = load_config(args.config or "baseline", overrides)
-    variants = [sw.parse_variant(v) for v in args.variants] or list(base.study.items())
-    grid = [sw.parse_grid(g) for g in args.grid]
-    draws = [sw.parse_random(r) for r in args.random]
-    trials = sw.plan(base, variants=variants, grid=grid, draws=draws, trials=args.trials,
-                     seeds=args.seeds, draw_seed=args.draw_seed)
-    if args.train:  # absolute paths: Ray's workers do not share our working directory
-        source = {"train": str(Path(args.train).resolve()),
-                  "test": str(Path(args.test).resolve()) if args.test else None}
-    else:
-        source = {"data": str(resolve_data_path(args.data).resolve())}
-    out = args.out or Path("runs") / f"sweep-{base.name}"
-    sweep = sw.Sweep(base, trials, out, source, args.metric,
-                     swept=[k for k, _ in grid] + [d.key for d in draws],
-                     labelled=bool(variants))
-    sw.check_same_base(sweep)
-    mixes = [m for m in args.committee or [] if m]
-    planned = {t.name for t in trials}
-    for mix in mixes:  # checked now, not after hours of training
-        names = set(mix.split("+"))
-        if not args.include and not names <= planned:
-            raise NumeralError(f"--committee {mix!r} names trials this sweep does not train: "
-                               f"{', '.join(sorted(names - planned))}")
-    sw.save_plan(sweep, {k: (str(v) if isinstance(v, Path) else v)
-                         for k, v in vars(args).items()})
-    return sweep
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

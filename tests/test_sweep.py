@@ -132,6 +132,43 @@ def test_committees_of_other_images_or_unknown_trials_are_refused(tmp_path: Path
         sw.committee_report(sw.validation_probabilities([first]), ["a-seed0+nope"])
 
 
+def test_every_committee_scores_each_mix_of_settings_and_the_benchmark_prints_it(
+        tmp_path: Path) -> None:
+    # a misreads images 2 and 3 (both seeds), b image 3 (seed0) or none (seed1)
+    folder = fake_sweep(tmp_path / "s", {"a-seed0": one_hot([0, 1, 1, 1], 0.9),
+                                         "a-seed1": one_hot([0, 1, 1, 1], 0.8),
+                                         "b-seed0": one_hot([0, 1, 2, 2]),
+                                         "b-seed1": one_hot([0, 1, 2, 0])}, Y)
+    saved = sw.validation_probabilities([folder])
+    probs = {k: v for k, v in saved.items() if k not in ("y", "split")}
+    assert sw.by_setting(list(probs)) == {"a": ["a-seed0", "a-seed1"],
+                                          "b": ["b-seed0", "b-seed1"]}
+    table = dict((tuple(c.values()), e) for c, e in sw.every_committee(probs, Y, ["a", "b"], 2))
+    assert table[(1, 0)] == [2, 2] and table[(0, 1)] == [1, 0] and table[(2, 2)] == [1]
+    assert len(table) == 8  # (0..2) x (0..2), not (0, 0)
+    with pytest.raises(NumeralError, match="no finished trial of setting 'c'"):
+        sw.every_committee(probs, Y, ["c"])
+    done = subprocess.run([sys.executable, "benchmarks/committees.py", str(folder), "--max",
+                           "1"], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert "| 1 a + 1 b | 0.5 (0 - 1) | 4 |" in done.stdout, done.stdout  # b outvotes a
+
+
+def test_the_sweep_package_draws_no_figure_itself() -> None:
+    """numeral.train may not import numeral.viz (docs/architecture.md): the figure and the
+    gallery are drawn by functions the caller passes in."""
+    import ast
+
+    folder = Path(sw.__file__).parent
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom | ast.Import):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [
+                    a.name for a in node.names]
+                assert not any(n.startswith(("numeral.viz", "numeral.report")) for n in names), \
+                    path
+
+
 def test_without_ray_the_command_says_how_to_install_it(
         tmp_path: Path, tibetan_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
