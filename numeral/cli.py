@@ -214,45 +214,11 @@ def _log_above_bar(message: str) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from numeral import load_model
-    from numeral.data import load, resolve_data_path
-    from numeral.train.experiment import held_out
-    from numeral.train.metrics import evaluation
+    from numeral.train.evaluate import evaluation_table, score_model
 
-    model = load_model(str(args.model))
-    meta = model.meta if not hasattr(model, "members") else model.members[0].meta
-    if args.test or args.train:
-        ds = load(args.test or args.train)
-        where = str(args.test or args.train)
-    else:
-        full = load(resolve_data_path(args.data))
-        how = args.split or meta.get("split", "random")
-        if how == "all":
-            ds, where = full, f"all of {full.source}"
-        else:
-            ds, where = full.subset(held_out(full, meta, how)), f"{how} test split of {full.source}"
-    if len(ds.class_names) > model.n_classes:
-        raise NumeralError(f"{where} has {len(ds.class_names)} classes but the model knows "
-                           f"{model.n_classes}")
-    result = evaluation(model.predict_proba(ds.X), ds.y, meta.get("class_names", ds.class_names),
-                        ds.names)
-    result["data"] = where
-    if args.json:
-        print(json.dumps(result, indent=1))
-        return 0
-    print(f"{where}: {result['n']} samples, accuracy {result['accuracy']:.2%}, "
-          f"loss {result['loss']:.4f}")
-    print(f"{'class':>6} {'precision':>9} {'recall':>7} {'F1':>7} {'support':>8}")
-    for row in result["per_class"]:
-        print(f"{row['class']:>6} {row['precision']:>9.4f} {row['recall']:>7.4f} "
-              f"{row['f1']:>7.4f} {row['support']:>8}")
-    print("confusion matrix (rows: true class, columns: predicted):")
-    for row in result["confusion_matrix"]:
-        print("  " + " ".join(f"{v:5d}" for v in row))
-    wrong = result["misclassified"]
-    print(f"{len(wrong)} misclassified" + (" (first 20):" if len(wrong) > 20 else ":"))
-    for m in wrong[:20]:
-        print(f"  {m['name']}: true {m['true']}, predicted {m['predicted']} "
-              f"({m['confidence']:.0%})")
+    result = score_model(load_model(str(args.model)), args.data, train=args.train,
+                         test=args.test, split=args.split)
+    print(json.dumps(result, indent=1) if args.json else evaluation_table(result))
     return 0
 
 

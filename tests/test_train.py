@@ -492,3 +492,56 @@ def test_the_report_of_a_mixed_committee_shows_each_kinds_first_layer(
     assert "First-layer filters (network 2 of 2)" in html and "Feature maps (network 2" in html
     assert {"first_layer_weights.png", "conv_filters.png", "feature_maps.png"} <= {
         p.name for p in (out / "figures").iterdir()}
+
+
+def test_a_committee_member_is_one_table_of_overrides_however_it_is_written() -> None:
+    from numeral.train.config import committee, member_config
+
+    assert committee(load_config("baseline", ["ensemble=2"])) == [{}, {}]
+    transforms = load_config("baseline", ["ensemble=3",
+                                          "input_transform=['none', 'orientation']"])
+    assert committee(transforms) == [{"input_transform": "none"},
+                                     {"input_transform": "orientation"},
+                                     {"input_transform": "none"}]
+    tables = load_config("baseline", [
+        "ensemble=3", "input_transform=['deskew', 'orientation']",
+        "members=[{hidden=[16]}, {lr=0.003, input_transform=['none', 'orientation']}]"])
+    assert committee(tables) == [{"hidden": [16], "input_transform": "deskew"},
+                                 {"lr": 0.003, "input_transform": "orientation"},
+                                 {"hidden": [16], "input_transform": "deskew"}]
+    assert member_config(tables, 1).lr == 0.003
+    assert member_config(tables, 1).input_transform == "orientation"
+    plain = load_config("baseline")
+    assert member_config(plain, 1) is plain  # nothing to change: the config itself
+
+
+def test_the_trainer_builds_an_mlp_from_its_layer_list_as_the_mlp_constructor_does() -> None:
+    from numeral.train.loop import Split, Trainer
+
+    rng = np.random.default_rng(0)
+    train = Split(rng.random((40, 784)).astype(np.float32), np.arange(40) % 10)
+    config = load_config("baseline", ["hidden=[24, 12]", "activation=['tanh', 'relu']",
+                                      "dropout=0.2", "input_gamma=0.5", "ensemble=2",
+                                      "input_transform=['deskew', 'orientation']"])
+    trainer = Trainer(config, train, progress=False)
+    for member, transform in enumerate(("deskew", "orientation")):
+        built = trainer.new_network(member)
+        mlp = Network([784, 24, 12, 10], activation=["tanh", "relu"], init=config.init,
+                      seed=config.seed + member, dropout=0.2, input_transform=transform,
+                      input_gamma=0.5)
+        assert built.describe()[0]["layers"] == mlp.describe()[0]["layers"]
+        np.testing.assert_array_equal(built.flat, mlp.flat)
+
+
+def test_numeral_evaluate_is_score_model_and_its_table(run_dir: Path, tibetan_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    from numeral.train.evaluate import evaluation_table, score_model
+
+    model = numeral.load_model(str(run_dir / "model.npz"))
+    result = score_model(model, str(tibetan_path))
+    assert main(["evaluate", str(run_dir / "model.npz"), "--data", str(tibetan_path)]) == 0
+    assert capsys.readouterr().out == evaluation_table(result) + "\n"
+    assert result["data"].startswith("random test split of")
+    everything = score_model(model, str(tibetan_path), split="all")
+    assert everything["n"] > result["n"] and everything["data"].startswith("all of")

@@ -5,6 +5,9 @@ Each returns index arrays into the dataset; the same seed gives the same split.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from numeral.errors import DataError
@@ -86,3 +89,13 @@ def split(
     if how == "sheet":
         return group_split(groups, test_fraction, seed)
     raise DataError(f"unknown split {how!r}; use 'random' or 'sheet'")
+
+
+def recorded_test_split(y: np.ndarray, groups: np.ndarray, meta: Mapping[str, Any],
+                        how: str | None = None) -> np.ndarray:
+    """Indices of the test split a model was trained beside: the split its metadata records
+    (``split``, ``test_fraction``, ``split_seed``), or the split called ``how`` with the
+    recorded fraction and seed."""
+    _, test = split(y, groups, how or meta.get("split", "random"),
+                    meta.get("test_fraction", 0.2), meta.get("split_seed", 0))
+    return test

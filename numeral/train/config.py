@@ -20,7 +20,7 @@ from numeral.nn.constraints import CONSTRAINTS as NN_CONSTRAINTS
 from numeral.nn.constraints import NON_NEGATIVE, UNIT, Constraint, Interval, Options, violation
 from numeral.nn.layers import parse_layer
 from numeral.nn.layers.base import Shape
-from numeral.nn.network import default_input_shape
+from numeral.nn.network import default_input_shape, mlp_layers
 from numeral.nn.optim import OPTIMISERS
 from numeral.nn.schedules import SCHEDULES
 
@@ -242,14 +242,33 @@ RUN_KEYS = frozenset(("name", "description", "split", "test_fraction", "split_se
                       "train_metrics_sample", "snapshot_epochs", "latent_layer"))
 
 
+def member_overrides(c: Config, member: int) -> dict[str, Any]:
+    """What committee member ``member`` changes of ``c``: one table of overrides, however the
+    committee is written. ``ensemble = N`` alone gives every member ``{}`` (they differ only
+    in their seed, ``seed + member``, which is the member's index, not a setting); a list of
+    ``input_transform`` gives member i ``{"input_transform": list[i % len]}``; ``[[members]]``
+    tables are taken in turn (a table's own list of transforms taken in turn as well)."""
+    overrides = dict(c.members[member % len(c.members)]) if c.members else {}
+    transform = overrides.get("input_transform", c.input_transform)
+    if not isinstance(transform, str):
+        overrides["input_transform"] = transform[member % len(transform)]
+    return overrides
+
+
+def committee(c: Config) -> list[dict[str, Any]]:
+    """The overrides of each of the ``c.ensemble`` members, in training order
+    (:func:`member_overrides`)."""
+    return [member_overrides(c, m) for m in range(c.ensemble)]
+
+
 def member_config(c: Config, member: int, origin: str = "config") -> Config:
-    """The settings ensemble member ``member`` trains with: ``c`` with the member's table of
-    ``members`` (taken in turn) applied; ``c`` itself when there are none."""
-    if not c.members:
+    """The settings ensemble member ``member`` trains with: ``c`` with its
+    :func:`member_overrides` applied; ``c`` itself when they are none."""
+    overrides = member_overrides(c, member)
+    if not overrides:
         return c
-    overrides = c.members[member % len(c.members)]
-    return from_dict({**c.to_dict(), **overrides, "members": [], "study": {}},
-                     origin=f"{origin}, member {member % len(c.members) + 1}")
+    where = f"{origin}, member {member % len(c.members) + 1}" if c.members else origin
+    return from_dict({**c.to_dict(), **overrides, "members": [], "study": {}}, origin=where)
 
 
 def with_epochs(c: Config, epochs: int) -> Config:
@@ -263,10 +282,19 @@ def member_epochs(c: Config) -> list[int]:
     return [member_config(c, m).epochs for m in range(c.ensemble)]
 
 
-def network_layers(c: Config, transform: str, width: int = 784) -> tuple[list[str], Shape]:
-    """The layer list of a network of ``c`` whose input transform is ``transform`` (gamma and
-    the transform first, then ``c.layers``), and the input shape it reads: ``input_shape``, or
-    what the first layer needs of ``width`` values."""
+def network_layers(c: Config, transform: str, width: int = 784,
+                   n_classes: int = 10) -> tuple[list[Any], Shape]:
+    """The layer list of a network of ``c`` whose input transform is ``transform`` and the
+    input shape it reads; one description for every network. With ``layers``: gamma and the
+    transform first, then ``c.layers``, on ``input_shape`` or what the first layer needs of
+    ``width`` values. Without: the multi-layer perceptron of ``hidden``, ``activation`` and
+    ``dropout`` ending in ``n_classes`` scores (numeral.nn.network.mlp_layers, the one place
+    the MLP shorthand becomes layers), on ``width`` values."""
+    if not c.layers:
+        names = ([c.activation] * len(c.hidden) if isinstance(c.activation, str)
+                 else list(c.activation))
+        return mlp_layers([width, *c.hidden, n_classes], names, float(c.dropout), transform,
+                          float(c.input_gamma)), (width,)
     first = [f"gamma {c.input_gamma:g}"] if c.input_gamma != 1.0 else []
     first += [] if transform == "none" else [transform]
     layers = [*first, *c.layers]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from numeral.nn.losses import softmax
 from numeral.nn.network import Signature
 from numeral.train.config import Config, member_config, network_layers
 from numeral.train.metrics import cross_entropy
-from numeral.train.watch import Observer, hidden_histogram, principal_2d
+from numeral.train.watch import EpochCallback, Observer, hidden_histogram, principal_2d
 
 HIST_VALUES = 40_000_000  # hidden values the histograms of one snapshot read at most
 # An epoch's training loss above this many times the larger of a uniform guess's loss,
@@ -99,6 +100,11 @@ class Trainer:
     ) -> None:
         self.config = config
         self.observers = list(observers)  # told after each epoch (numeral.train.watch)
+        if on_epoch is not None:  # one way to be told about epochs: an observer
+            warnings.warn("Trainer(on_epoch=fn) is deprecated: pass observers="
+                          "[numeral.train.watch.EpochCallback(fn)], or an observer of your own "
+                          "(Observer.epoch)", DeprecationWarning, stacklevel=2)
+            self.observers.insert(0, EpochCallback(on_epoch))
         self.train, self.test, self.val = train, test, val
         self.train_metrics = train_sample(train, config.train_metrics_sample, config.split_seed)
         self.n_classes = max(n_classes, int(train.y.max()) + 1 if len(train.y) else 2)
@@ -106,7 +112,6 @@ class Trainer:
         self.checkpoint = checkpoint
         self.progress = progress
         self.log = log or (lambda message: None)
-        self.on_epoch = on_epoch or (lambda row: None)  # called once an epoch is checkpointed
         self._member_configs: dict[int, Config] = {}  # see member_config
         self._augmenters: dict[Augmentation, Augmenter] = {}
         first = self.member_config(0)
@@ -127,9 +132,11 @@ class Trainer:
         return self._member_configs[member]
 
     def transform_of(self, member: int) -> str:
-        """The input transform of ensemble member ``member`` (a list is taken in turn)."""
+        """The input transform of ensemble member ``member`` (config.member_overrides takes
+        a list in turn, so a member's is one name)."""
         t = self.member_config(member).input_transform
-        return t if isinstance(t, str) else t[member % len(t)]
+        assert isinstance(t, str)
+        return t
 
     def augmenter(self, c: Config) -> Augmenter | None:
         """The distortions of a member's settings ``c`` (None without augmentation)."""
@@ -154,27 +161,17 @@ class Trainer:
 
     # ------------------------------------------------------------ building
     def new_network(self, member: int) -> Network:
+        """Member ``member``'s network, built from its layer list (config.network_layers:
+        the MLP keywords become layers there), standardised on the training split."""
         c = self.member_config(member)
-        width = self.train.X.shape[1]
-        if c.layers:  # any network; the input transforms lead its layer list
-            layers, shape = network_layers(c, self.transform_of(member), width)
-            net = Network.from_layers(layers, shape, init=c.init, seed=c.seed + member,
-                                      dtype=c.dtype)
-            if net.n_classes != self.n_classes:
-                raise ConfigError(f"config key 'layers': the last layer gives {net.n_classes} "
-                                  f"scores, but the data has {self.n_classes} classes; end "
-                                  f"with 'dense {self.n_classes}'")
-        else:
-            net = Network(
-                [width, *c.hidden, self.n_classes],
-                activation=c.activation,
-                init=c.init,
-                seed=c.seed + member,
-                dtype=c.dtype,
-                dropout=c.dropout,
-                input_transform=self.transform_of(member),
-                input_gamma=c.input_gamma,
-            )
+        layers, shape = network_layers(c, self.transform_of(member), self.train.X.shape[1],
+                                       self.n_classes)
+        net = Network.from_layers(layers, shape, init=c.init, seed=c.seed + member,
+                                  dtype=c.dtype)
+        if net.n_classes != self.n_classes:
+            raise ConfigError(f"config key 'layers': the last layer gives {net.n_classes} "
+                              f"scores, but the data has {self.n_classes} classes; end "
+                              f"with 'dense {self.n_classes}'")
         if c.standardize:
             X = self.inputs(self.train, net)
             net.set_standardization(X.mean(axis=0), X.std(axis=0))
@@ -228,8 +225,7 @@ class Trainer:
                     else:
                         best["waited"] += 1
                 self.save_checkpoint(net, opt, member, epoch, best)
-                self.on_epoch(self.history[-1])
-                for observer in self.observers:
+                for observer in self.observers:  # once the epoch is checkpointed
                     observer.epoch(self.history[-1], net)
                 if mc.early_stopping and best["waited"] >= mc.early_stopping:
                     self.log(f"early stop: validation loss has not improved for "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -141,6 +142,24 @@ class Observer(Protocol):
 
     def finish(self, model: Network | Ensemble, data: Any, evaluation: dict[str, Any],
                out: Path) -> None: ...
+
+
+class EpochCallback:
+    """An observer of the epochs only: ``fn(row)`` after each, the row of metrics.csv (what
+    ``Trainer(on_epoch=fn)``, deprecated, does through this class)."""
+
+    def __init__(self, fn: Callable[[dict[str, float]], None]) -> None:
+        self.fn = fn
+
+    def start(self, config: Any, data: Any) -> None:
+        pass
+
+    def epoch(self, row: dict[str, float], net: Network) -> None:
+        self.fn(row)
+
+    def finish(self, model: Network | Ensemble, data: Any, evaluation: dict[str, Any],
+               out: Path) -> None:
+        pass
 
 
 # ------------------------------------------------------------------ TensorBoard
