@@ -129,7 +129,8 @@ class Conv2D(Layer):
     @property
     def whole_batch(self) -> bool:
         """Whether the batch is one matrix product: when each image's own product is small
-        (under 256 columns) but C K K is not (measured, benchmarks/bench_core.py --layers)."""
+        (under 256 columns) but C K K is not. A first choice from single-layer timings on a
+        2-core AMD EPYC (docs/performance.md); to be settled by benchmarks/bench_core.py."""
         c, k = self.in_shape[0], self.kernel
         return c * k * k >= 64 and self.out_shape[1] * self._geometry()[2] < 256
 
