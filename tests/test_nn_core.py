@@ -367,15 +367,15 @@ def test_a_network_applies_its_input_transform_when_predicting() -> None:
     X = rng.random((6, 784), dtype=np.float32)
     net = Network([784, 8, 3], input_transform="deskew", seed=1)
     plain = Network([784, 8, 3], seed=1)
-    prepared = net.prepare(X)
+    prepared = net.inputs(X)
     assert not np.allclose(prepared, X)
     np.testing.assert_array_equal(net.predict_proba(X), plain.predict_proba(prepared))
     np.testing.assert_array_equal(net.predict_proba(prepared, prepared=True),
                                   net.predict_proba(X))
     bright = Network([784, 8, 3], input_gamma=0.5)
-    np.testing.assert_allclose(bright.prepare(X), np.sqrt(X), rtol=1e-6)  # x' = x^gamma
+    np.testing.assert_allclose(bright.inputs(X), np.sqrt(X), rtol=1e-6)  # x' = x^gamma
     both = Network([784, 8, 3], input_transform="deskew", input_gamma=0.5)
-    np.testing.assert_allclose(both.prepare(X), net.prepare(np.sqrt(X)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(both.inputs(X), net.inputs(np.sqrt(X)), rtol=1e-5, atol=1e-6)
     with pytest.raises(InputError, match="input_gamma must be in"):
         Network([784, 3], input_gamma=0)
     with pytest.raises(InputError, match="input_transform must be one of"):
@@ -385,10 +385,10 @@ def test_a_network_applies_its_input_transform_when_predicting() -> None:
     with pytest.raises(InputError, match="even side"):
         Network([49, 3], input_transform="orientation")
     edges = Network([784, 8, 3], input_transform="orientation", input_gamma=0.5)
-    images = edges.prepare_images(X)  # what training distorts: the gamma'd images
+    images = edges.inputs.images(X)  # what training distorts: the gamma'd images
     np.testing.assert_allclose(images, np.sqrt(X), rtol=1e-6)
-    np.testing.assert_array_equal(edges.prepare(X), edges.features(images))
-    assert not np.allclose(edges.prepare(X), images)
+    np.testing.assert_array_equal(edges.inputs(X), edges.inputs.features(images))
+    assert not np.allclose(edges.inputs(X), images)
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "leaky_relu"])

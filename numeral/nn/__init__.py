@@ -5,14 +5,15 @@ Read in this order: ``layers`` (each a forward/backward pair: ``layers/base.py``
 ``regularizers`` -> ``network`` (the layers in order, back-propagation over them) -> ``optim``
 -> ``schedules`` -> ``files`` / ``serialize`` -> ``gradcheck``; ``reference`` is the same
 mathematics written plainly, to read beside the fast code. ``inputs`` holds the fixed input
-transforms, ``constraints`` what each setting may be.
+transforms and :class:`Inputs`, a network's ``net.inputs`` in front of its layers;
+``constraints`` says what each setting may be.
 """
 
 from numeral.nn.ensemble import Ensemble
 from numeral.nn.errors import DivergenceError, InputError, ModelFileError, NumeralError
 from numeral.nn.gradcheck import GradCheckResult, gradcheck
 from numeral.nn.init import INITIALISERS
-from numeral.nn.inputs import INPUT_TRANSFORMS
+from numeral.nn.inputs import INPUT_TRANSFORMS, Inputs
 from numeral.nn.layers import ACTIVATIONS, LAYERS, Layer, get_activation
 from numeral.nn.losses import softmax, softmax_cross_entropy_
 from numeral.nn.network import Network
@@ -31,6 +32,7 @@ __all__ = [
     "Ensemble",
     "GradCheckResult",
     "InputError",
+    "Inputs",
     "Layer",
     "ModelFileError",
     "Network",

@@ -9,7 +9,8 @@ import numpy as np
 
 from numeral.nn.errors import InputError
 from numeral.nn.files import save_model
-from numeral.nn.network import Network, Signature
+from numeral.nn.inputs import Signature
+from numeral.nn.network import Network
 
 
 class Ensemble:
@@ -20,7 +21,7 @@ class Ensemble:
             raise InputError("an ensemble needs at least one network")
         first = members[0]
         for net in members[1:]:
-            if net.n_inputs != first.n_inputs or net.n_classes != first.n_classes:
+            if net.input_size != first.input_size or net.n_classes != first.n_classes:
                 raise InputError("ensemble members must share input width and number of classes")
         self.members = list(members)
         self.meta: dict[str, Any] = {}
@@ -34,16 +35,16 @@ class Ensemble:
         return self.members[0].n_classes
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Mean of the members' class probabilities. Members that read their inputs the same
-        way (same ``input_signature``) share one ``prepare(X)``."""
+        """Mean of the members' class probabilities. Members whose inputs read X alike (the
+        same ``net.inputs.signature``) share one ``net.inputs(X)``."""
         prepared: dict[Signature, np.ndarray] = {}
         for net in self.members:
-            if net.input_signature not in prepared:
-                prepared[net.input_signature] = net.prepare(X)
+            if net.inputs.signature not in prepared:
+                prepared[net.inputs.signature] = net.inputs(X)
         first, *others = self.members
-        total = first.predict_proba(prepared[first.input_signature], prepared=True)
+        total = first.predict_proba(prepared[first.inputs.signature], prepared=True)
         for net in others:
-            total += net.predict_proba(prepared[net.input_signature], prepared=True)
+            total += net.predict_proba(prepared[net.inputs.signature], prepared=True)
         total /= len(self.members)
         return total
 

@@ -8,8 +8,10 @@ A model file is one ``.npz``. ``__numeral__`` holds a JSON string::
 
 and ``net{i}.param{j}`` the parameters of network i in layer order, ``net{i}.state{l}.{name}``
 what layer l keeps beside them (BatchNorm's running statistics, Standardize's mean and
-scale). Earlier versions, still read: 1 (plain multi-layer perceptrons: ``sizes`` and
-activations), 2 (with gamma or deskew), 3 (with orientation planes). The hash, of every array
+scale); the input transforms are the first layer strings. Earlier versions, still read
+(``numeral.nn.network.upgrade_description`` turns them into the layer list): 1 (plain
+multi-layer perceptrons: ``sizes`` and activations), 2 (with gamma or deskew), 3 (with
+orientation planes). The hash, of every array
 (not of the JSON header), detects edited weights; a truncated or damaged archive, a header
 that does not describe networks, or one from a newer format version is refused with a
 one-line :class:`ModelFileError` naming the file rather than misread. This module knows

@@ -36,15 +36,124 @@ degrees: 1/3 of m to 0, 2/3 to 45), making four planes; each plane is then summe
 cells. A 28x28 image becomes 4 planes of 14x14: 784 values again, so the network's shape is
 unchanged. An edge that moves by a pixel mostly stays in its cell, so the first layer sees a
 shape that tolerates the small shifts of handwriting, which raw pixels do not. Gamma and the
-training-time distortions act on the image first (the layers of
-:mod:`numeral.nn.layers.transforms`; ``Network.prepare_images`` and ``Network.features``).
+training-time distortions act on the image first.
+
+A network holds its transforms (the classes of :mod:`numeral.nn.layers.transforms`) in one
+:class:`Inputs`, ``net.inputs``, in front of its layers:
+
+    raw X --images()--> the images training distorts --features()--> what the first layer reads
+          (gamma, deskew)                                (orientation planes)
+
+``net.inputs(X)`` is both steps; ``net.inputs.shape`` is one sample as the first layer reads
+it; ``net.inputs.signature`` is equal for networks that read X alike (a key for caches).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol
+
 import numpy as np
 
+from numeral.nn.checks import check_inputs
+from numeral.nn.errors import InputError
+
 INPUT_TRANSFORMS = ("none", "deskew", "orientation")
+Shape = tuple[int, ...]
+# what Inputs.__call__ depends on: the transforms' layer strings, X's width, the dtype
+Signature = tuple[tuple[str, ...], int, str]
+
+
+class Transform(Protocol):
+    """What :class:`Inputs` needs of a transform (numeral.nn.layers.transforms has them)."""
+
+    name: ClassVar[str]
+    stage: ClassVar[str]  # "image" (gamma, deskew) or "feature" (orientation planes)
+    in_shape: Shape
+    out_shape: Shape
+
+    def build(self, in_shape: Shape, dtype: np.dtype[Any]) -> Shape: ...
+
+    def apply(self, flat: np.ndarray) -> np.ndarray: ...
+
+    def spec(self) -> str: ...
+
+
+class Inputs:
+    """The fixed transforms in front of a network's layers, and the shape of what they give.
+
+    ``transforms`` run in order on samples of ``input_shape`` (X comes as flat rows): first
+    those of stage "image" (gamma, deskew), then those of stage "feature" (orientation
+    planes). No transforms: X reaches the first layer as it is."""
+
+    def __init__(self, transforms: Sequence[Transform] = (), input_shape: Sequence[int] = (784,),
+                 dtype: Any = "float32") -> None:
+        self.transforms = list(transforms)
+        self.input_shape: Shape = tuple(int(s) for s in input_shape)
+        self.dtype = np.dtype(dtype)
+        shape = self.input_shape
+        features = False  # whether a transform into features came already
+        for transform in self.transforms:
+            if features and transform.stage == "image":
+                raise InputError(f"{transform.spec()} is an input transform: it goes first, "
+                                 "image transforms (gamma, deskew) before orientation")
+            features |= transform.stage == "feature"
+            shape = transform.build(shape, self.dtype)
+        self.shape: Shape = shape  # one sample as the first layer reads it
+
+    @property
+    def size(self) -> int:
+        """How many values one sample of X has."""
+        return math.prod(self.input_shape)
+
+    @property
+    def specs(self) -> tuple[str, ...]:
+        """The transforms' layer strings, e.g. ``("gamma 0.3", "orientation")``."""
+        return tuple(transform.spec() for transform in self.transforms)
+
+    @property
+    def signature(self) -> Signature:
+        """What the transforms' output depends on: inputs with equal signatures turn any X
+        into the same features, so they can share them."""
+        return (self.specs, self.size, str(self.dtype))
+
+    @property
+    def input_transform(self) -> str:
+        """``orientation``, ``deskew`` or ``none``: what the transforms make of images."""
+        names = {transform.name for transform in self.transforms}
+        return next((t for t in ("orientation", "deskew") if t in names), "none")
+
+    @property
+    def gamma(self) -> float:
+        """The gamma applied to every pixel (1.0: none)."""
+        return next((float(getattr(t, "gamma", 1.0)) for t in self.transforms
+                     if t.name == "gamma"), 1.0)
+
+    def _run(self, X: np.ndarray, stage: str) -> np.ndarray:
+        for transform in self.transforms:
+            if transform.stage == stage:
+                X = transform.apply(X.reshape(len(X), -1))
+        return X.reshape(len(X), -1)
+
+    def images(self, X: Any) -> np.ndarray:
+        """X checked (``size`` values a row, converted to ``dtype``) and through the image
+        transforms: what training distorts, flat rows."""
+        X, _ = check_inputs(X, n_features=self.size, dtype=self.dtype)
+        return self._run(X, "image")
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """Images (from :meth:`images`, perhaps distorted) -> what the first layer reads, flat
+        rows: orientation planes where a transform makes them, the images themselves else."""
+        return self._run(images, "feature")
+
+    def __call__(self, X: Any) -> np.ndarray:
+        """X as the first layer reads it: ``features(images(X))``."""
+        return self.features(self.images(X))
+
+    def __repr__(self) -> str:
+        steps = ", ".join(self.specs) or "none"
+        return f"Inputs({steps}; {self.input_shape} -> {self.shape})"
 
 
 def image_side(transform: str, pixels: int) -> int:

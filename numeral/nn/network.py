@@ -1,4 +1,5 @@
-"""A network: a list of layers trained by back-propagation, over one flat parameter vector.
+"""A network: its inputs, then a list of layers trained by back-propagation, over one flat
+parameter vector.
 
 For a batch X with labels y (x^0 = X, layer l maps x^{l-1} to x^l, z = x^L the logits):
 
@@ -14,18 +15,28 @@ batch size, so training allocates nothing per batch. All parameters live in one 
 (``net.flat``); ``net.params`` are views into it in layer order, so optimisers update the
 whole model in a few vectorised operations.
 
-Two ways to build one::
+One description of any network: its input transforms (``net.inputs``, see
+:mod:`numeral.nn.inputs`: gamma, deskew, orientation planes, fixed and saved with it) and its
+layers (``net.body``), written as one layer list, transforms first::
 
-    Network([784, 320, 160, 10], activation="sigmoid", init="xavier", seed=0)   # an MLP
-    Network.from_layers(["conv 6 3", "relu", "maxpool 2", "flatten", "dense 10"],
+    Network.from_layers(["gamma 0.3", "conv 6 3", "relu", "maxpool 2", "flatten", "dense 10"],
                         input_shape=(1, 28, 28))
+
+A multi-layer perceptron has a shorthand, which :func:`mlp_layers` turns into that list::
+
+    Network([784, 320, 160, 10], activation="sigmoid", init="xavier", seed=0)
+    # = from_layers(["dense 320", "sigmoid", "dense 160", "sigmoid", "dense 10"], (784,), ...)
+
+Model files of formats 1-3 (which stored that shorthand) are turned into the layer list as
+they are read (:func:`upgrade_description`), so every network is built one way.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -34,6 +45,7 @@ from numeral.nn.constraints import check
 from numeral.nn.errors import InputError, ModelFileError
 from numeral.nn.files import one_line, read_model_file, save_model
 from numeral.nn.init import INITIALISERS
+from numeral.nn.inputs import Inputs, Signature
 from numeral.nn.layers import (
     Activation,
     Conv2D,
@@ -42,6 +54,7 @@ from numeral.nn.layers import (
     Dropout,
     Flatten,
     Gamma,
+    InputTransform,
     Layer,
     OrientationPlanes,
     Standardize,
@@ -52,16 +65,33 @@ from numeral.nn.layers.base import Buffers, Shape
 from numeral.nn.losses import LossBuffers, softmax, softmax_cross_entropy_
 from numeral.nn.regularizers import add_penalty_grad_, penalty
 
-__all__ = ["Network", "Signature", "check_inputs", "default_input_shape", "network_from_file"]
-
-# what Network.prepare depends on: the input transforms' layer strings, X's width, the dtype
-Signature = tuple[tuple[str, ...], int, str]
+__all__ = ["Inputs", "Network", "Signature", "check_inputs", "default_input_shape", "mlp_layers",
+           "network_from_file", "upgrade_description"]
 
 
-def mlp_layers(sizes: Sequence[int], activations: Sequence[str], dropout: float,
-               input_transform: str, input_gamma: float) -> list[Layer]:
-    """The layers of a multi-layer perceptron: the input transforms, then per hidden layer
-    ``dense``, its activation and (when training drops units) ``dropout``, then ``dense``."""
+def mlp_layers(sizes: Sequence[int], activation: str | Sequence[str] = "relu",
+               dropout: float = 0.0, input_transform: str = "none",
+               input_gamma: float = 1.0) -> list[Layer]:
+    """The layer list of a multi-layer perceptron (``Network``'s shorthand, checked): the
+    input transforms, then per hidden layer ``dense``, its activation and (when training
+    drops units) ``dropout``, then ``dense`` with one unit per class. ``sizes`` are the
+    widths, input first, ``activation`` one name or one per hidden layer."""
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2:
+        raise InputError(f"sizes needs at least an input and an output width, got {sizes}")
+    if any(s < 1 for s in sizes):
+        raise InputError(f"every layer width must be >= 1, got sizes={sizes}")
+    if sizes[-1] < 2:
+        raise InputError(f"the output layer needs >= 2 classes, got {sizes[-1]}")
+    check("input_transform", input_transform)  # the layers check the rest as they build
+    n_hidden = len(sizes) - 2
+    names = [activation] * n_hidden if isinstance(activation, str) else list(activation)
+    if len(names) != n_hidden:
+        raise InputError(
+            f"got {len(names)} activations for {n_hidden} hidden layers; give one name "
+            "or one per hidden layer"
+        )
+    input_gamma = float(input_gamma)
     layers: list[Layer] = [Gamma(input_gamma)] if input_gamma != 1.0 else []
     if input_transform == "deskew":
         layers.append(Deskew())
@@ -69,18 +99,57 @@ def mlp_layers(sizes: Sequence[int], activations: Sequence[str], dropout: float,
         layers += [OrientationPlanes(), Flatten()]
     for i, width in enumerate(sizes[1:]):
         layers.append(Dense(width))
-        if i < len(activations):
-            layers.append(get_activation(activations[i]))
+        if i < n_hidden:
+            layers.append(get_activation(names[i]))
             if dropout:
-                layers.append(Dropout(dropout))
+                layers.append(Dropout(float(dropout)))
     return layers
+
+
+# the keys of a network's description in model formats 1-3, which upgrade_description replaces
+_SHORTHAND_KEYS = ("sizes", "activations", "dropout", "input_transform", "input_gamma",
+                   "standardized")
+
+
+def upgrade_description(desc: dict[str, Any], arrays: dict[str, np.ndarray]
+                        ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A network's description and arrays from a model file of any format, as the newest
+    format (4: the layer list) writes them. Formats 1-3 described a multi-layer perceptron by
+    the shorthand (``sizes``, ``activations``, ``dropout``, ``input_transform``,
+    ``input_gamma``) and stored a standardisation as ``input_mean`` / ``input_scale``: they
+    become its layers (:func:`mlp_layers`, a ``standardize`` after the input transforms) and
+    that layer's state. A description with ``layers`` is returned as it is."""
+    if "layers" in desc:
+        return desc, arrays
+    sizes = [int(s) for s in desc["sizes"]]
+    layers = mlp_layers(sizes, desc["activations"], desc.get("dropout", 0.0),
+                        desc.get("input_transform", "none"), desc.get("input_gamma", 1.0))
+    upgraded = {key: value for key, value in desc.items() if key not in _SHORTHAND_KEYS}
+    upgraded.update(layers=[layer.spec() for layer in layers], input_shape=sizes[:1],
+                    init=desc.get("init", "zeros"))
+    if desc.get("standardized"):
+        transforms = [layer for layer in layers if isinstance(layer, InputTransform)]
+        shape = Inputs(transforms, sizes[:1], desc.get("dtype", "float32")).shape
+        at = len(transforms)  # a standardisation reads what the transforms give
+        upgraded["layers"].insert(at, Standardize.name)
+        stored = arrays
+        arrays = {key: value for key, value in stored.items()
+                  if key not in ("input_mean", "input_scale")}
+        arrays[f"state{at}.mean"] = np.reshape(stored["input_mean"], shape)
+        arrays[f"state{at}.scale"] = np.reshape(stored["input_scale"], shape)
+    return upgraded, arrays
 
 
 def default_input_shape(first: Layer, values: int = 784) -> Shape:
     """The shape of one sample of ``values`` numbers when none is given: a square one-channel
     image when the first layer reads images (conv, pooling, an input transform), else flat."""
     side = math.isqrt(values)
-    return (1, side, side) if first.needs_image or first.stage else (values,)
+    return (1, side, side) if first.needs_image or isinstance(first, InputTransform) else (values,)
+
+
+def _deprecated(old: str, new: str) -> None:
+    """Warn the caller of the deprecated ``Network.{old}`` (kept for one release)."""
+    warnings.warn(f"Network.{old} is deprecated; use {new}", DeprecationWarning, stacklevel=3)
 
 
 def network_from_file(path: Any, desc: dict[str, Any], arrays: dict[str, np.ndarray]) -> Network:
@@ -104,9 +173,16 @@ class _Workspace:
 
 
 class Network:
-    """A classifier network: its layers, then softmax over the last layer's outputs.
+    """A classifier network: its inputs, its layers, then softmax over the last layer's
+    outputs.
 
-    Parameters (the multi-layer perceptron constructor)
+    ``net.inputs`` (:class:`~numeral.nn.inputs.Inputs`) holds the fixed input transforms,
+    ``net.body`` the layers that learn, ``net.layers`` both in one list (the transforms
+    first: how the network is written and saved). The prediction methods take X as given and
+    send it through ``net.inputs`` themselves (``prepared=True``: X is ``net.inputs(X)``
+    already); :meth:`compute_gradients_`, the training step, takes ``net.inputs(X)``.
+
+    Parameters (the multi-layer perceptron shorthand, see :func:`mlp_layers`)
     ----------
     sizes : layer widths, input first, e.g. ``[784, 320, 160, 10]``; any depth.
     activation : hidden activation (``sigmoid``, ``tanh``, ``relu``, ``leaky_relu``,
@@ -117,10 +193,7 @@ class Network:
     dropout : probability of dropping each hidden unit while training (inverted dropout).
     input_transform : ``none``, ``deskew`` or ``orientation``, and input_gamma : x -> x^gamma
         per pixel (see :mod:`numeral.nn.inputs`): fixed transforms of the images, saved with
-        the network. The prediction methods apply them to X themselves (``prepared=True``
-        says X already went through :meth:`prepare`); the training methods take X as the
-        first learning layer sees it, ``prepare(X)``, which is
-        ``features(prepare_images(X))``.
+        the network.
 
     Any other network: :meth:`from_layers`.
     """
@@ -136,23 +209,8 @@ class Network:
         input_transform: str = "none",
         input_gamma: float = 1.0,
     ) -> None:
-        sizes = [int(s) for s in sizes]
-        if len(sizes) < 2:
-            raise InputError(f"sizes needs at least an input and an output width, got {sizes}")
-        if any(s < 1 for s in sizes):
-            raise InputError(f"every layer width must be >= 1, got sizes={sizes}")
-        if sizes[-1] < 2:
-            raise InputError(f"the output layer needs >= 2 classes, got {sizes[-1]}")
-        check("input_transform", input_transform)  # the layers check the rest as they build
-        n_hidden = len(sizes) - 2
-        names = [activation] * n_hidden if isinstance(activation, str) else list(activation)
-        if len(names) != n_hidden:
-            raise InputError(
-                f"got {len(names)} activations for {n_hidden} hidden layers; give one name "
-                "or one per hidden layer"
-            )
-        layers = mlp_layers(sizes, names, float(dropout), input_transform, float(input_gamma))
-        self._build(layers, (sizes[0],), init, seed, str(dtype))
+        layers = mlp_layers(sizes, activation, dropout, input_transform, input_gamma)
+        self._build(layers, (int(sizes[0]),), init, seed, str(dtype))
 
     @classmethod
     def from_layers(
@@ -167,7 +225,8 @@ class Network:
         """A network of these layers (strings such as ``"conv 6 3"`` or layer objects), for
         samples of ``input_shape``: (channels, height, width) for images, default (1, 28, 28)
         when the first layer reads images, else (784,). X is always given as flat rows,
-        row-major images. The last layer gives one score per class."""
+        row-major images. Input transforms (``gamma G``, ``deskew``, ``orientation``) come
+        first; the last layer gives one score per class."""
         objects = [as_layer(item) for item in layers]
         if not objects:
             raise InputError("a network needs at least one layer, e.g. ['dense 10']")
@@ -179,33 +238,32 @@ class Network:
 
     def _build(self, layers: list[Layer], input_shape: Shape, init: str, seed: int,
                dtype: str) -> None:
-        """Fix every layer's shapes, lay the parameters out in one flat vector, initialise."""
+        """The one way every network is made: the leading input transforms become
+        ``inputs``, the rest ``body``; fix every layer's shapes, lay the parameters out in
+        one flat vector, initialise."""
         check("dtype", dtype)
         if init not in INITIALISERS:
             raise InputError(f"unknown init {init!r}; choose one of: {', '.join(INITIALISERS)}")
         if not input_shape or any(s < 1 for s in input_shape):
             raise InputError(f"input_shape must be positive sizes, got {input_shape}")
-        self.layers = layers
-        self.input_shape = input_shape
         self.dtype = np.dtype(dtype)
         self.init, self.seed = init, int(seed)
         self.meta: dict[str, Any] = {}  # free-form JSON description saved with the model
-        self.n_input = 0  # how many input transforms lead the list
-        shape: Shape = input_shape
-        features = False  # whether a transform into features (orientation) came already
-        for i, layer in enumerate(layers):
-            if layer.stage:
-                if self.n_input != i or (features and layer.stage == "image"):
-                    raise InputError(f"{layer.spec()} is an input transform: it goes first, "
-                                     "image transforms (gamma, deskew) before orientation")
-                features |= layer.stage == "feature"
-                self.n_input += 1
+        lead = next((i for i, layer in enumerate(layers)
+                     if not isinstance(layer, InputTransform)), len(layers))
+        self.inputs = Inputs(cast(list[InputTransform], layers[:lead]), input_shape, self.dtype)
+        self.body: list[Layer] = layers[lead:]  # the layers that learn (or follow one)
+        shape = self.inputs.shape
+        for layer in self.body:
+            if isinstance(layer, InputTransform):
+                raise InputError(f"{layer.spec()} is an input transform: it goes first, "
+                                 "image transforms (gamma, deskew) before orientation")
             shape = layer.build(shape, self.dtype)
         if len(shape) != 1 or shape[0] < 2:
             raise InputError(f"the last layer must give one score per class (at least 2), e.g. "
                              f"'dense 10'; {layers[-1].spec()} gives samples of shape {shape}")
         self.n_classes = shape[0]
-        shapes = [(layer, s, d) for layer in layers
+        shapes = [(layer, s, d) for layer in self.body
                   for s, d in zip(layer.param_shapes(), layer.decayed(), strict=True)]
         total = sum(math.prod(s) for _, s, _ in shapes)
         self.flat = np.zeros(total, self.dtype)
@@ -221,35 +279,38 @@ class Network:
             layer.grads.append(self.grad_flat[part].reshape(s))
             self.decay_mask[part] = float(decayed)
             offset += size
-        for layer in layers:
+        for layer in self.body:
             self.params += layer.params
             self.grads += layer.grads
         rng = np.random.default_rng(self.seed)
-        for layer in layers:
+        for layer in self.body:
             layer.init_params(rng, init)
         self._workspaces: dict[tuple[int, bool], _Workspace] = {}
         self._scratch: np.ndarray | None = None  # for the L1/L2 terms, made on first use
 
     # ------------------------------------------------------------------ views
     @property
-    def body(self) -> list[Layer]:
-        """The layers after the input transforms: what training back-propagates through."""
-        return self.layers[self.n_input :]
+    def layers(self) -> list[Layer]:
+        """Every layer in order, the input transforms first: the network as its layer list
+        is written (:meth:`from_layers`, model files). Indices into this list name layers
+        (:attr:`hidden_layers`, :meth:`layer_outputs`). A new list each time: ``body`` is
+        the one to change."""
+        return [*cast(list[Layer], self.inputs.transforms), *self.body]
 
     @property
-    def body_shape(self) -> Shape:
-        """The shape of one sample as the first learning layer reads it."""
-        return self.layers[self.n_input - 1].out_shape if self.n_input else self.input_shape
+    def input_shape(self) -> Shape:
+        """The shape of one sample of X (given as flat rows)."""
+        return self.inputs.input_shape
 
     @property
-    def n_inputs(self) -> int:
+    def input_size(self) -> int:
         """How many values one sample of X has."""
-        return math.prod(self.input_shape)
+        return self.inputs.size
 
     @property
     def weighted(self) -> list[Layer]:
         """The Dense and Conv2D layers, in order."""
-        return [layer for layer in self.layers if isinstance(layer, Dense | Conv2D)]
+        return [layer for layer in self.body if isinstance(layer, Dense | Conv2D)]
 
     @property
     def weights(self) -> list[np.ndarray]:
@@ -262,21 +323,23 @@ class Network:
 
     @property
     def sizes(self) -> list[int]:
-        """The input width, then each Dense layer's width (an MLP's ``sizes``)."""
-        return [math.prod(self.body_shape)] + [
-            layer.units for layer in self.layers if isinstance(layer, Dense)]
+        """The width of what the first layer reads, then each Dense layer's width (an MLP's
+        ``sizes``)."""
+        return [math.prod(self.inputs.shape)] + [
+            layer.units for layer in self.body if isinstance(layer, Dense)]
 
     @property
-    def hidden(self) -> list[int]:
+    def hidden_layers(self) -> list[int]:
         """Indices (into ``layers``) of the hidden activations: those before the last Dense
         or Conv2D layer."""
-        last = self.layers.index(self.weighted[-1]) if self.weighted else -1
-        return [i for i, layer in enumerate(self.layers[:last])
-                if isinstance(layer, Activation)]
+        layers = self.layers
+        last = layers.index(self.weighted[-1]) if self.weighted else -1
+        return [i for i, layer in enumerate(layers[:last]) if isinstance(layer, Activation)]
 
     @property
     def activation_names(self) -> list[str]:
-        return [self.layers[i].name for i in self.hidden]
+        layers = self.layers
+        return [layers[i].name for i in self.hidden_layers]
 
     @property
     def architecture(self) -> str:
@@ -286,18 +349,16 @@ class Network:
     @property
     def input_transform(self) -> str:
         """``orientation``, ``deskew`` or ``none``: what the input transforms make of images."""
-        names = {layer.name for layer in self.layers[: self.n_input]}
-        return next((t for t in ("orientation", "deskew") if t in names), "none")
+        return self.inputs.input_transform
 
     @property
     def input_gamma(self) -> float:
-        return next((layer.gamma for layer in self.layers[: self.n_input]
-                     if isinstance(layer, Gamma)), 1.0)
+        return self.inputs.gamma
 
     @property
     def dropout(self) -> float:
         """The largest dropout rate of the network's Dropout layers (0.0 without any)."""
-        return max((layer.p for layer in self.layers if isinstance(layer, Dropout)), default=0.0)
+        return max((layer.p for layer in self.body if isinstance(layer, Dropout)), default=0.0)
 
     @property
     def standardizer(self) -> Standardize | None:
@@ -321,12 +382,64 @@ class Network:
         return (f"Network({self.architecture}; input {self.input_shape}, dtype={self.dtype}, "
                 f"params={self.n_params})")
 
+    # ------------------------------------------------------- deprecated names
+    @property
+    def hidden(self) -> list[int]:
+        """Deprecated: :attr:`hidden_layers` (``hidden`` is a list of widths in a Config)."""
+        _deprecated("hidden", "Network.hidden_layers")
+        return self.hidden_layers
+
+    @property
+    def n_inputs(self) -> int:
+        """Deprecated: :attr:`input_size`."""
+        _deprecated("n_inputs", "Network.input_size")
+        return self.input_size
+
+    @property
+    def n_input(self) -> int:
+        """Deprecated: ``len(net.inputs.transforms)``, the input transforms in ``layers``."""
+        _deprecated("n_input", "len(net.inputs.transforms)")
+        return len(self.inputs.transforms)
+
+    @property
+    def body_shape(self) -> Shape:
+        """Deprecated: ``net.inputs.shape``, one sample as the first layer reads it."""
+        _deprecated("body_shape", "net.inputs.shape")
+        return self.inputs.shape
+
+    @property
+    def transforms_inputs(self) -> bool:
+        """Deprecated: ``bool(net.inputs.transforms)``."""
+        _deprecated("transforms_inputs", "bool(net.inputs.transforms)")
+        return bool(self.inputs.transforms)
+
+    @property
+    def input_signature(self) -> Signature:
+        """Deprecated: ``net.inputs.signature``."""
+        _deprecated("input_signature", "net.inputs.signature")
+        return self.inputs.signature
+
+    def prepare(self, X: Any) -> np.ndarray:
+        """Deprecated: ``net.inputs(X)``."""
+        _deprecated("prepare(X)", "net.inputs(X)")
+        return self.inputs(X)
+
+    def prepare_images(self, X: Any) -> np.ndarray:
+        """Deprecated: ``net.inputs.images(X)``."""
+        _deprecated("prepare_images(X)", "net.inputs.images(X)")
+        return self.inputs.images(X)
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        """Deprecated: ``net.inputs.features(images)``."""
+        _deprecated("features(images)", "net.inputs.features(images)")
+        return self.inputs.features(images)
+
     # ------------------------------------------------------------ validation
     def check_inputs(self, X: Any, y: Any = None, *,
                      prepared: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """:func:`check_inputs` for this network's input width (of prepared X: the first
-        learning layer's), classes and dtype."""
-        width = math.prod(self.body_shape) if prepared else self.n_inputs
+        """:func:`check_inputs` for this network's input width (``prepared``: of
+        ``net.inputs(X)``, what the first layer reads), classes and dtype."""
+        width = math.prod(self.inputs.shape) if prepared else self.input_size
         return check_inputs(X, y, n_features=width, n_classes=self.n_classes, dtype=self.dtype)
 
     # --------------------------------------------------------------- forward
@@ -342,15 +455,14 @@ class Network:
     def _forward(self, X: np.ndarray, ws: _Workspace, train: bool,
                  rng: np.random.Generator | None = None,
                  outputs: list[np.ndarray] | None = None) -> np.ndarray:
-        """x^L, the logits, for prepared rows X; each layer's output appended to ``outputs``
-        when given. Dropout only in training with ``rng``."""
-        x = X.reshape(len(X), *self.body_shape)
+        """x^L, the logits, for rows X of ``net.inputs(X)``; each layer's output appended to
+        ``outputs`` when given. Dropout only in training with ``rng``."""
+        x = X.reshape(len(X), *self.inputs.shape)
         for layer, buf in zip(self.body, ws.buffers, strict=True):
             x = layer.forward(x, buf, train, rng)  # x^l = layer_l(x^{l-1})
             if outputs is not None:
                 outputs.append(x)
         return x
-
     # -------------------------------------------------------------- backward
     def compute_gradients_(
         self,
@@ -405,7 +517,7 @@ class Network:
         Conv2D only). A training pass: BatchNorm uses the batch's statistics; dropout is off
         unless ``dropout_seed`` is given (then its mask is reproducible).
         """
-        X_prep = self.prepare(X)
+        X_prep = self.inputs(X)
         _, y_int = self.check_inputs(X_prep, y, prepared=True)
         assert y_int is not None
         for name, value in (("l1", l1), ("l2", l2)):
@@ -418,49 +530,18 @@ class Network:
         return loss, [g.copy() for g in self.grads]
 
     # ------------------------------------------------------------ inference
-    def prepare(self, X: Any) -> np.ndarray:
-        """X as the first learning layer sees it: checked, and through the input transforms
-        (flat rows)."""
-        return self.features(self.prepare_images(X))
-
-    def _transform(self, X: np.ndarray, stage: str) -> np.ndarray:
-        for layer in self.layers[: self.n_input]:
-            if layer.stage == stage:
-                X = layer.forward(X.reshape(len(X), *layer.in_shape), {}, False, None)
-        return X.reshape(len(X), -1)
-
-    def prepare_images(self, X: Any) -> np.ndarray:
-        """X checked, through the input transforms that leave an image (gamma, deskew): what
-        training distorts."""
-        X, _ = self.check_inputs(X)
-        return self._transform(X, "image")
-
-    def features(self, images: np.ndarray) -> np.ndarray:
-        """Prepared (and perhaps distorted) images -> what the first learning layer reads:
-        orientation planes for a network that reads them, the images themselves otherwise."""
-        return self._transform(images, "feature")
-
-    @property
-    def transforms_inputs(self) -> bool:
-        """Whether :meth:`prepare` changes X."""
-        return self.n_input > 0
-
-    @property
-    def input_signature(self) -> Signature:
-        """What :meth:`prepare` depends on: networks with equal signatures read X alike."""
-        return (tuple(layer.spec() for layer in self.layers[: self.n_input]), self.n_inputs,
-                str(self.dtype))
-
     def _evaluate(self, X: Any, prepared: bool = False,
                   keep: Sequence[int] = ()) -> tuple[np.ndarray, list[np.ndarray]]:
         """The logits of X in evaluation mode, and the outputs of the layers ``keep`` (indices
         into ``layers``) flattened per sample. Chunk by chunk, each with fresh buffers (safe
-        across threads), of 4096 samples, or 256 for networks with image layers."""
-        X = self.check_inputs(X, prepared=True)[0] if prepared else self.prepare(X)
+        across threads), of 4096 samples, or 256 for networks with image layers. The one
+        place ``prepared`` is read: whether X went through ``net.inputs`` already."""
+        X = self.check_inputs(X, prepared=True)[0] if prepared else self.inputs(X)
         chunk = 256 if any(layer.needs_image for layer in self.body) else 4096
         logits = [np.empty((0, self.n_classes), self.dtype)]
+        layers, lead = self.layers, len(self.inputs.transforms)
         kept: list[list[np.ndarray]] = [
-            [np.empty((0, math.prod(self.layers[i].out_shape)), self.dtype)] for i in keep]
+            [np.empty((0, math.prod(layers[i].out_shape)), self.dtype)] for i in keep]
         for start in range(0, len(X), chunk):
             part = X[start : start + chunk]
             outputs: list[np.ndarray] = []
@@ -468,7 +549,7 @@ class Network:
                               outputs=outputs if keep else None)
             logits.append(z.copy())
             for values, i in zip(kept, keep, strict=True):
-                values.append(outputs[i - self.n_input].reshape(len(part), -1).copy())
+                values.append(outputs[i - lead].reshape(len(part), -1).copy())
         return np.concatenate(logits), [np.concatenate(values) for values in kept]
 
     def logits(self, X: Any, *, prepared: bool = False) -> np.ndarray:
@@ -486,24 +567,27 @@ class Network:
 
     def hidden_activations(self, X: Any, *, prepared: bool = False,
                            which: Sequence[int] | None = None) -> list[np.ndarray]:
-        """Each hidden activation layer's output (see :attr:`hidden`; ``which`` picks some of
-        them by position), flattened per sample: (n, values) each."""
-        layers = [self.hidden[k] for k in which] if which is not None else self.hidden
+        """Each hidden activation layer's output (see :attr:`hidden_layers`; ``which`` picks
+        some of them by position), flattened per sample: (n, values) each."""
+        hidden = self.hidden_layers
+        layers = [hidden[k] for k in which] if which is not None else hidden
         return self._evaluate(X, prepared, keep=layers)[1]
 
     def layer_outputs(self, X: Any, layer: int, *, prepared: bool = False) -> np.ndarray:
         """What layer ``layer`` (an index into ``layers``, after the input transforms) gives
         for each row of X, in its own shape: e.g. a convolution's feature maps."""
-        if not self.n_input <= layer < len(self.layers):
-            raise InputError(f"layer must be {self.n_input}..{len(self.layers) - 1}, got {layer}")
+        layers, lead = self.layers, len(self.inputs.transforms)
+        if not lead <= layer < len(layers):
+            raise InputError(f"layer must be {lead}..{len(layers) - 1}, got {layer}")
         values = self._evaluate(X, prepared, keep=[layer])[1][0]
-        return values.reshape(len(values), *self.layers[layer].out_shape)
+        return values.reshape(len(values), *layers[layer].out_shape)
 
     # -------------------------------------------------------------- storage
     def set_standardization(self, mean: np.ndarray, std: np.ndarray) -> None:
-        """Store x' = (x - mean) / std of the prepared inputs in the network (a Standardize
+        """Store x' = (x - mean) / std of ``net.inputs(X)`` in the network (a Standardize
         layer first in the body; saved with the model)."""
-        width = math.prod(self.body_shape)
+        shape = self.inputs.shape
+        width = math.prod(shape)
         mean = np.asarray(mean, self.dtype).reshape(-1)
         std = np.asarray(std, self.dtype).reshape(-1)
         if mean.shape != (width,) or std.shape != (width,):
@@ -511,10 +595,10 @@ class Network:
         layer = self.standardizer
         if layer is None:
             layer = Standardize()
-            layer.build(self.body_shape, self.dtype)
-            self.layers.insert(self.n_input, layer)
-        layer.mean[...] = mean.reshape(self.body_shape)
-        layer.scale[...] = (1.0 / np.maximum(std, 1e-3)).reshape(self.body_shape)
+            layer.build(shape, self.dtype)
+            self.body.insert(0, layer)
+        layer.mean[...] = mean.reshape(shape)
+        layer.scale[...] = (1.0 / np.maximum(std, 1e-3)).reshape(shape)
         self._workspaces.clear()
 
     def state_arrays(self) -> dict[str, np.ndarray]:
@@ -541,21 +625,11 @@ class Network:
     @classmethod
     def from_description(cls, desc: dict[str, Any], arrays: dict[str, np.ndarray]) -> Network:
         """A network from :meth:`describe`'s output, or from a description written by an
-        earlier numeral (formats 1-3: ``sizes``, activations and input transforms)."""
-        if "layers" in desc:
-            net = cls.from_layers(desc["layers"], desc["input_shape"], init="zeros",
-                                  seed=desc.get("seed", 0), dtype=desc.get("dtype", "float32"))
-            net.load_state_arrays(arrays)
-        else:
-            net = cls(desc["sizes"], activation=desc["activations"], init="zeros",
-                      seed=desc.get("seed", 0), dtype=desc.get("dtype", "float32"),
-                      dropout=desc.get("dropout", 0.0),
-                      input_transform=desc.get("input_transform", "none"),
-                      input_gamma=desc.get("input_gamma", 1.0))
-            if desc.get("standardized"):
-                net.set_standardization(arrays["input_mean"], np.ones(net.sizes[0]))
-                assert net.standardizer is not None
-                net.standardizer.scale[...] = arrays["input_scale"].reshape(net.body_shape)
+        earlier numeral (formats 1-3, read through :func:`upgrade_description`)."""
+        desc, arrays = upgrade_description(desc, arrays)
+        net = cls.from_layers(desc["layers"], desc["input_shape"], init="zeros",
+                              seed=desc.get("seed", 0), dtype=desc.get("dtype", "float32"))
+        net.load_state_arrays(arrays)
         net.init = desc.get("init", "zeros")
         for j, p in enumerate(net.params):
             src = arrays[f"param{j}"]

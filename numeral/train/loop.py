@@ -120,7 +120,7 @@ class Trainer:
         self.snapshots: dict[str, np.ndarray] = {}
         self.members: list[Weights] = []  # what the finished ensemble members learned
         self._start_losses: dict[int, float] = {}  # see start_loss
-        # X of each split as each kind of network reads it, keyed (id(split), input_signature):
+        # X of each split as each kind of network reads it, keyed (id(split), net.inputs.signature):
         # as images (gamma, deskew) and as the first layer's features
         self._images: dict[tuple[int, Signature], np.ndarray] = {}
         self._prepared: dict[tuple[int, Signature], np.ndarray] = {}
@@ -148,15 +148,15 @@ class Trainer:
 
     def inputs(self, split: Split, net: Network, images: bool = False) -> np.ndarray:
         """``split``'s X as ``net``'s first layer sees it (with ``images``: as the
-        distortions see it, Network.prepare_images), transformed once per run (a
+        distortions see it, net.inputs.images), transformed once per run (a
         learning-curve sample that is the whole training split shares its entries)."""
-        key = (id(split), net.input_signature)  # the trainer holds every split it is given
+        key = (id(split), net.inputs.signature)  # the trainer holds every split it is given
         if key not in self._images:
-            self._images[key] = net.prepare_images(split.X)
+            self._images[key] = net.inputs.images(split.X)
         if images:
             return self._images[key]
         if key not in self._prepared:  # the same array where the features are the images
-            self._prepared[key] = net.features(self._images[key])
+            self._prepared[key] = net.inputs.features(self._images[key])
         return self._prepared[key]
 
     # ------------------------------------------------------------ building
@@ -290,7 +290,7 @@ class Trainer:
         batches = self.batches(c, self.inputs(self.train, net, images=True), epoch_rng, aug_rng,
                                distort=self.distorts(c, epoch))
         for i, (images, yb) in enumerate(batches):
-            Xb = net.features(images)  # the distorted images as the first layer reads them
+            Xb = net.inputs.features(images)  # the distorted images as the first layer reads them
             lr = learning_rate(c.schedule, c.lr, step / total_steps, epochs=c.epochs,
                                warmup=c.warmup, step_epochs=c.step_epochs, gamma=c.gamma)
             loss = net.compute_gradients_(
@@ -365,7 +365,7 @@ class Trainer:
         layer's activations, at this epoch (of every 1 in k training samples when the hidden
         layers hold more than HIST_VALUES values per sample, as convolutions' do)."""
         X = self.inputs(self.train, net)
-        widths = [math.prod(net.layers[i].out_shape) for i in net.hidden]
+        widths = [math.prod(net.layers[i].out_shape) for i in net.hidden_layers]
         if not widths:
             return
         layer = self.config.latent_layer % len(widths)

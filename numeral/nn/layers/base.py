@@ -1,6 +1,7 @@
 """What every layer is: a forward and a backward pass side by side, over buffers it is given.
 
-A network is a list of layers. For a batch of n inputs it asks each layer once for the
+A network is its inputs (:class:`numeral.nn.inputs.Inputs`, fixed transforms of the images)
+and a list of layers. For a batch of n inputs it asks each layer once for the
 buffers that batch size needs (:meth:`Layer.buffers`), then calls, for every batch,
 
     forward:   x^{l} = layer_l.forward(x^{l-1}, buf_l, train, rng)      l = 1 .. L
@@ -34,10 +35,6 @@ class Layer:
     """
 
     name: ClassVar[str] = "layer"
-    # "image": an input transform whose output is still an image (gamma, deskew): training
-    # distorts what comes out of these; "feature": one that turns the distorted image into
-    # other features (orientation planes); "" for every layer that learns or follows one.
-    stage: ClassVar[str] = ""
     needs_image: ClassVar[bool] = False  # reads (channels, height, width) samples
     param_names: ClassVar[tuple[str, ...]] = ()  # names of ``params``, in order
 

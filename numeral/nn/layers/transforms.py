@@ -1,12 +1,17 @@
-"""The fixed input transforms as layers without parameters (the mathematics is in
-:mod:`numeral.nn.inputs`). They stand first in a network's layer list and run before
-training's distortions (gamma, deskew: ``stage = "image"``) or after them (orientation
-planes: ``stage = "feature"``); nothing is back-propagated through them.
+"""The fixed input transforms (the mathematics is in :mod:`numeral.nn.inputs`). A network
+holds them in its :class:`~numeral.nn.inputs.Inputs`, in front of its layers; in a layer list
+(``["gamma 0.3", "deskew", "conv 8 3", ...]``, a model file) they are written first. Each has
+a ``stage``: ``"image"`` for those whose output is still an image (gamma, deskew), which run
+before training's distortions, ``"feature"`` for those that turn the distorted image into
+other features (orientation planes), which run after them. Nothing is back-propagated through
+them. Like every layer they declare their settings (``arguments``) and what the exporters
+write (``export()``).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -16,10 +21,17 @@ from numeral.nn.inputs import deskew, image_side, orientation_planes
 from numeral.nn.layers.base import Buffers, Layer, Shape
 
 
+def exact(value: float) -> str:
+    """``value`` as short as it reads back exactly: ``0.3``, ``1``, ``0.123456789``."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
+
+
 class InputTransform(Layer):
     """A fixed function of the (flattened) image, applied to whole batches."""
 
-    stage = "image"
+    stage: ClassVar[str] = "image"  # or "feature": see the module
+    arguments: ClassVar[tuple[tuple[str, ...], tuple[str, ...]]] = ((), ())
 
     def side(self, in_shape: Shape) -> int:
         if len(in_shape) == 3 and in_shape[0] != 1:
@@ -33,6 +45,10 @@ class InputTransform(Layer):
     def apply(self, flat: np.ndarray) -> np.ndarray:
         """(n, pixels) -> (n, values out)."""
         raise NotImplementedError
+
+    def export(self) -> dict[str, Any]:
+        """What the exporters need: the type and the side of the square images it reads."""
+        return {"type": self.name, "side": math.isqrt(math.prod(self.in_shape)), "arrays": {}}
 
     def forward(self, x: np.ndarray, buf: Buffers, train: bool,
                 rng: np.random.Generator | None) -> np.ndarray:
@@ -48,6 +64,7 @@ class Gamma(InputTransform):
     """``gamma G``: x' = max(x, 0)^G per pixel; G < 1 lifts faint strokes."""
 
     name = "gamma"
+    arguments = (("gamma",), ())
 
     def __init__(self, gamma: float) -> None:
         super().__init__()
@@ -55,7 +72,10 @@ class Gamma(InputTransform):
         self.gamma = float(gamma)
 
     def spec(self) -> str:
-        return f"gamma {self.gamma:g}"
+        return f"gamma {exact(self.gamma)}"
+
+    def export(self) -> dict[str, Any]:
+        return {"type": self.name, "gamma": self.gamma, "arrays": {}}
 
     def apply(self, flat: np.ndarray) -> np.ndarray:
         return np.power(np.maximum(flat, 0), flat.dtype.type(self.gamma))
@@ -80,6 +100,10 @@ class OrientationPlanes(InputTransform):
 
     name = "orientation"
     stage = "feature"
+
+    def export(self) -> dict[str, Any]:
+        return {"type": self.name, "side": math.isqrt(math.prod(self.in_shape)),
+                "out_shape": list(self.out_shape), "arrays": {}}
 
     def output_shape(self, in_shape: Shape) -> Shape:
         half = self.side(in_shape) // 2
