@@ -385,7 +385,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         from numeral.export.onnx import export_onnx
 
         path = export_onnx(model, args.onnx)
-        print(f"ONNX: {path} (input 'pixels' (n, {model.members[0].n_inputs}) in [0, 1], output "
+        print(f"ONNX: {path} (input 'pixels' (n, {model.members[0].input_size}) in [0, 1], output "
               f"'probabilities' (n, {model.n_classes}))")
     if args.web:
         from numeral.export.web import export_web

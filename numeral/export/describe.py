@@ -9,13 +9,11 @@ numeral.js (``FORWARD``) each hold one forward pass per type and nothing else ab
 
 from __future__ import annotations
 
-import math
-from typing import Any
+from typing import Any, cast
 
 from numeral.errors import NumeralError
 from numeral.nn import Network
-from numeral.nn.layers import describe
-from numeral.nn.layers.transforms import Deskew, Gamma, OrientationPlanes
+from numeral.nn.layers import Layer, describe
 
 Description = dict[str, Any]
 
@@ -25,23 +23,7 @@ class ExportError(NumeralError):
 
 
 def input_descriptions(net: Network) -> list[Description]:
-    """The network's input transforms (gamma, deskew, orientation planes), each with what its
-    forward pass needs: the one place the exporters read them. Today they are the first
-    ``net.n_input`` layers and declare no ``export()``; once they move to ``net.inputs``, this
-    function reads that object and nothing else changes."""
-    described = []
-    for layer in net.layers[: net.n_input]:
-        side = math.isqrt(math.prod(layer.in_shape))
-        if hasattr(layer, "export"):
-            described.append(describe(layer))
-        elif isinstance(layer, Gamma):
-            described.append({"type": "gamma", "gamma": layer.gamma, "arrays": {}})
-        elif isinstance(layer, Deskew):
-            described.append({"type": "deskew", "side": side, "arrays": {}})
-        elif isinstance(layer, OrientationPlanes):
-            described.append({"type": "orientation", "side": side,
-                              "out_shape": list(layer.out_shape), "arrays": {}})
-        else:
-            raise ExportError(f"the input transform {layer.spec()!r} has no exported form yet")
-    return described
-
+    """The network's input transforms (``net.inputs``: gamma, deskew, orientation planes),
+    each as it describes itself, with what its forward pass needs: the one place the
+    exporters read them."""
+    return [describe(cast(Layer, layer)) for layer in net.inputs.transforms]

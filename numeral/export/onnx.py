@@ -167,8 +167,8 @@ def orientation(g: Graph, x: str, side: int) -> str:
 # ------------------------------------------------------------------ one network
 def network_logits(g: Graph, net: Network, x: str) -> str:
     """The logits of ``net`` for the (n, inputs) tensor ``x``."""
-    x = g.reshape(export_inputs(g, net, x), net.body_shape)
-    rank = 1 + len(net.body_shape)
+    x = g.reshape(export_inputs(g, net, x), net.inputs.shape)
+    rank = 1 + len(net.inputs.shape)
     for layer in net.body:
         x, rank = build(g, describe(layer), x, rank, layer)
     return x
@@ -273,7 +273,7 @@ def to_onnx(model: Network | Ensemble) -> Any:
 
     members = model.members
     first = members[0]
-    if any(net.n_inputs != first.n_inputs for net in members):
+    if any(net.input_size != first.input_size for net in members):
         raise ExportError("the ensemble's networks read inputs of different widths")
     g = Graph()
     probabilities = [g.op("Softmax", network_logits(g, net, "pixels"), axis=1)
@@ -282,7 +282,7 @@ def to_onnx(model: Network | Ensemble) -> Any:
     g.nodes.append(helper.make_node("Identity", [out], ["probabilities"]))
     graph = helper.make_graph(
         g.nodes, "numeral",
-        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["n", first.n_inputs])],
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["n", first.input_size])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT,
                                        ["n", first.n_classes])],
         initializer=g.constants)

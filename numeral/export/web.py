@@ -103,7 +103,7 @@ def model_json(model: Network | Ensemble) -> dict[str, Any]:
         "exemplars": meta.get("exemplars", []),
         "test_accuracy": meta.get("test_accuracy"),
         "members": [{"input_shape": list(net.input_shape), "inputs": export_inputs(net),
-                     "body_shape": list(net.body_shape),
+                     "body_shape": list(net.inputs.shape),
                      "layers": [layer_json(layer) for layer in net.body]}
                     for net in members],
     }

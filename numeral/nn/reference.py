@@ -171,7 +171,7 @@ def loss_and_grads(net: Any, X: np.ndarray, y: np.ndarray, l1: float = 0.0, l2: 
                    dropout_seed: int | None = None) -> tuple[float, list[np.ndarray]]:
     """What ``net.loss_and_grads`` computes, through the functions above (float64)."""
     rng = np.random.default_rng(dropout_seed) if dropout_seed is not None else None
-    x = net.prepare(X).astype(np.float64).reshape(len(X), *net.body_shape)
+    x = net.inputs(X).astype(np.float64).reshape(len(X), *net.inputs.shape)
     caches = []
     for layer in net.body:  # forward
         params = [p.astype(np.float64) for p in layer.params]

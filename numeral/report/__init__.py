@@ -225,8 +225,8 @@ def build_report(run: Path) -> Path:
     reads_edges = any(m.input_transform == "orientation" for m in model.members)
     if reads_edges and model.meta.get("exemplars"):
         net = next(m for m in model.members if m.input_transform == "orientation")
-        images = net.prepare_images(np.array(model.meta["exemplars"][:5], np.float32) / 255)
-        add(viz.orientation_examples(images, net.features(images), figs / "orientation.png"),
+        images = net.inputs.images(np.array(model.meta["exemplars"][:5], np.float32) / 255)
+        add(viz.orientation_examples(images, net.inputs.features(images), figs / "orientation.png"),
             "What the first layer reads",
             "This network reads orientation planes, not pixels: for each pixel, the Sobel "
             "gradient's strength, shared between the two of the directions 0°, 45°, 90° and "

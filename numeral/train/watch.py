@@ -205,7 +205,7 @@ class TensorBoardLog:
             for name, array in zip(names, layer.params, strict=True):
                 self.writer.add_histogram(f"weights/{i}_{layer.name}.{name}", array, step)
         hidden = net.hidden_activations(self.probe.X)
-        for i, (a, name) in zip(net.hidden, zip(hidden, net.activation_names, strict=True),
+        for i, (a, name) in zip(net.hidden_layers, zip(hidden, net.activation_names, strict=True),
                                 strict=True):
             self.writer.add_histogram(f"activations/{i}_{name}", spread_sample(a), step)
         self.writer.flush()
