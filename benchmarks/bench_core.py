@@ -13,6 +13,12 @@ on the same inputs as 28x28 images. Measures
 for numeral, for PyTorch (when installed), and the time of the bare matrix
 products that one step needs (the floor any implementation pays), and prints
 the ratios. Every timing is the median of several repeats.
+
+Also: each step's achieved GFLOP/s (multiply-adds counted from the layers: forward, weight
+gradients and input gradients) beside the machine's own large float32 GEMM measured in the
+same run (the roofline), for the MLP, the reference CNN and a deeper CNN (four 3x3
+convolutions 32-32-64-64, "same" padding, pooling after each pair; step only), and the peak
+memory an epoch of the reference CNN adds to its process, numeral beside PyTorch.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
+import resource
 import statistics
 import subprocess
 import sys
@@ -37,8 +45,40 @@ SIZES = [784, 512, 256, 10]
 # the reference CNN of the layered core's issue (numeral's `cnn` preset without dropout)
 CNN = ["conv 32 3", "relu", "maxpool 2", "conv 64 3", "relu", "maxpool 2", "flatten",
        "dense 256", "relu", "dense 10"]
+DEEP = ["conv 32 3 padding=same", "relu", "conv 32 3 padding=same", "relu", "maxpool 2",
+        "conv 64 3 padding=same", "relu", "conv 64 3 padding=same", "relu", "maxpool 2",
+        "flatten", "dense 256", "relu", "dense 10"]
 BATCH = 128
 N_SAMPLES = 14_208
+GEMM_SIDE = 2048
+
+
+def step_flops(model: str) -> float:
+    """Floating-point operations of one step: 2 per multiply-add, in the forward pass, the
+    weight gradients, and the input gradients of every weighted layer but the first."""
+    net = numeral_net(model)
+    total = 0.0
+    for i, layer in enumerate(net.weighted):
+        if hasattr(layer, "kernel"):  # conv: OUT x C K K per output pixel
+            c = layer.in_shape[0]
+            per_sample = layer.out_shape[0] * c * layer.kernel**2 * math.prod(layer.out_shape[1:])
+        else:
+            per_sample = layer.in_shape[0] * layer.out_shape[0]
+        total += 2.0 * BATCH * per_sample * (3 if i else 2)
+    return total
+
+
+def gemm_seconds() -> float:
+    """The roofline: one large float32 matrix product, 2 n^3 operations."""
+    rng = np.random.default_rng(0)
+    a = rng.random((GEMM_SIDE, GEMM_SIDE), dtype=np.float32)
+    out = np.empty_like(a)
+    return median_seconds(lambda: np.matmul(a, a, out=out), 7, 2)
+
+
+def peak_rss_bytes() -> int:
+    """The process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
@@ -73,8 +113,9 @@ def bare_matmuls(X: np.ndarray) -> Callable[[], None]:
 
 
 def numeral_net(model: str) -> Network:
-    if model == "cnn":
-        return Network.from_layers(CNN, input_shape=(1, 28, 28), seed=0)
+    if model in ("cnn", "deep"):
+        return Network.from_layers(CNN if model == "cnn" else DEEP, input_shape=(1, 28, 28),
+                                   seed=0)
     return Network(SIZES, activation="relu", init="he", seed=0)
 
 
@@ -108,6 +149,13 @@ def torch_fns(X: np.ndarray, y: np.ndarray, order: np.ndarray, threads: int, kin
             nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
             nn.Linear(1600, 256), nn.ReLU(), nn.Linear(256, 10))
+    elif kind == "deep":
+        model = nn.Sequential(
+            nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1),
+            nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3136, 256), nn.ReLU(),
+            nn.Linear(256, 10))
     else:
         model = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
                               nn.Linear(256, 10))
@@ -137,16 +185,26 @@ def measure(kind: str, repeats: int, epochs: int, threads: int) -> dict[str, flo
     X = rng.random((N_SAMPLES, 784), dtype=np.float32)
     y = rng.integers(0, 10, N_SAMPLES)
     order = rng.permutation(N_SAMPLES)
-    model = "cnn" if kind.endswith("-cnn") else "mlp"
-    if model == "cnn":  # steps of ~50 ms: fewer repeats
-        repeats, epochs = max(5, repeats // 10), 1
+    model = kind.split("-")[1] if "-" in kind else "mlp"
+    if model in ("cnn", "deep"):  # steps of ~50 ms (cnn) to ~300 ms (deep): fewer repeats
+        repeats, epochs = max(5, repeats // (10 if model == "cnn" else 40)), 1
     if kind == "bare":
         return {"step": median_seconds(bare_matmuls(X[:BATCH]), repeats)}
+    if kind == "gemm":
+        return {"step": gemm_seconds()}
+    before = peak_rss_bytes()  # the epoch first, so that its peak memory is its own
     if kind.startswith("numeral"):
-        return {"step": median_seconds(numeral_step(X, y, model), repeats),
-                "epoch": median_seconds(numeral_epoch(X, y, order, model), epochs, 1)}
-    step, epoch, _ = torch_fns(X, y, order, threads, model)
-    return {"step": median_seconds(step, repeats), "epoch": median_seconds(epoch, epochs, 1)}
+        epoch = numeral_epoch(X, y, order, model)
+    else:
+        step, epoch, _ = torch_fns(X, y, order, threads, model)
+    row = {}
+    if model != "deep":  # the deep CNN: the step only (an epoch is ~40 s on 2 cores)
+        row["epoch"] = median_seconds(epoch, epochs, 1)
+        row["epoch_memory"] = float(peak_rss_bytes() - before)
+    if kind.startswith("numeral"):
+        step = numeral_step(X, y, model)
+    row["step"] = median_seconds(step, repeats)
+    return row
 
 
 def main() -> None:
@@ -157,18 +215,23 @@ def main() -> None:
                         help="fresh processes per implementation, interleaved")
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads (match BLAS)")
     parser.add_argument("--no-cnn", action="store_true", help="skip the CNN rows")
-    parser.add_argument("--measure", choices=["numeral", "bare", "pytorch", "numeral-cnn",
-                                              "pytorch-cnn"], help=argparse.SUPPRESS)
+    parser.add_argument("--no-deep", action="store_true", help="skip the deeper CNN's step")
+    parser.add_argument("--measure", choices=["numeral", "bare", "gemm", "pytorch",
+                                              "numeral-cnn", "pytorch-cnn", "numeral-deep",
+                                              "pytorch-deep"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:  # a child process: print one JSON line
         print(json.dumps(measure(args.measure, args.repeats, args.epochs, args.threads)))
         return
 
-    kinds = ["numeral", "bare"] + ([] if args.no_cnn else ["numeral-cnn"])
+    deep = not (args.no_cnn or args.no_deep)
+    kinds = ["gemm", "numeral", "bare"] + ([] if args.no_cnn else ["numeral-cnn"])
+    kinds += ["numeral-deep"] if deep else []
     try:
         import torch
 
         kinds += ["pytorch"] + ([] if args.no_cnn else ["pytorch-cnn"])
+        kinds += ["pytorch-deep"] if deep else []
         versions = f"numpy {np.__version__}, torch {torch.__version__}"
     except ImportError:
         print("PyTorch is not installed: its columns are skipped (pip install torch)")
@@ -189,10 +252,19 @@ def main() -> None:
 
     print(f"784-512-256-10 ReLU, batch {BATCH}, float32, {N_SAMPLES} samples, Adam; "
           f"{versions}; medians of {args.rounds} interleaved rounds")
-    print(f"{'':>14} {'step (ms)':>10} {'epoch (s)':>10}")
+    roof = 2.0 * GEMM_SIDE**3 / rows["gemm"]["step"] / 1e9
+    print(f"roofline: a {GEMM_SIDE}x{GEMM_SIDE} float32 GEMM runs at {roof:.0f} GFLOP/s")
+    print(f"{'':>14} {'step (ms)':>10} {'epoch (s)':>10} {'GFLOP/s':>8} {'of roof':>8} "
+          f"{'epoch MB':>9}")
     for name, row in rows.items():
+        if name == "gemm":
+            continue
         epoch_text = f"{row['epoch']:.3f}" if "epoch" in row else "-"
-        print(f"{name:>14} {1e3 * row['step']:>10.3f} {epoch_text:>10}")
+        model = name.split("-")[1] if "-" in name else "mlp"
+        rate = step_flops(model) / row["step"] / 1e9
+        memory = f"{row['epoch_memory'] / 2**20:.0f}" if "epoch_memory" in row else "-"
+        print(f"{name:>14} {1e3 * row['step']:>10.3f} {epoch_text:>10} {rate:>8.1f} "
+              f"{rate / roof:>8.0%} {memory:>9}")
     n = rows["numeral"]
     print(f"numeral step / bare matmuls: {n['step'] / rows['bare']['step']:.2f}x")
     if "pytorch" in rows:
@@ -203,7 +275,11 @@ def main() -> None:
     if "pytorch-cnn" in rows:
         n, t = rows["numeral-cnn"], rows["pytorch-cnn"]
         print(f"CNN: numeral time / PyTorch time: step {n['step'] / t['step']:.2f}x, "
-              f"epoch {n['epoch'] / t['epoch']:.2f}x (target <= 1.5x)")
+              f"epoch {n['epoch'] / t['epoch']:.2f}x (target <= 1.1x); epoch memory "
+              f"{n['epoch_memory'] / max(t['epoch_memory'], 1.0):.2f}x PyTorch's")
+    if "pytorch-deep" in rows:
+        n, t = rows["numeral-deep"], rows["pytorch-deep"]
+        print(f"deeper CNN: numeral step / PyTorch step: {n['step'] / t['step']:.2f}x")
 
 
 if __name__ == "__main__":
