@@ -40,6 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from numeral.nn import Network, Optimizer
+from numeral.nn.layers import Conv2D
 
 SIZES = [784, 512, 256, 10]
 # the reference CNN of the layered core's issue (numeral's `cnn` preset without dropout)
@@ -59,7 +60,7 @@ def step_flops(model: str) -> float:
     net = numeral_net(model)
     total = 0.0
     for i, layer in enumerate(net.weighted):
-        if hasattr(layer, "kernel"):  # conv: OUT x C K K per output pixel
+        if isinstance(layer, Conv2D):  # OUT x C K K per output pixel
             c = layer.in_shape[0]
             per_sample = layer.out_shape[0] * c * layer.kernel**2 * math.prod(layer.out_shape[1:])
         else:

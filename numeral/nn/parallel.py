@@ -27,7 +27,8 @@ MIN_PART = 32_768  # values per part below which a cut costs more than it saves
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
-_pool_pid = 0
+_pool_pid = 0  # the process that made it
+_pool_workers = 0
 _threads: int | None = None
 
 
@@ -59,11 +60,13 @@ def set_threads(count: int | None) -> None:
 
 def _executor(workers: int) -> ThreadPoolExecutor:
     """One pool per process (a forked child makes its own), grown when asked for more."""
-    global _pool, _pool_pid
+    global _pool, _pool_pid, _pool_workers
     with _lock:
-        if _pool is None or _pool_pid != os.getpid() or _pool._max_workers < workers:
+        if _pool is None or _pool_pid != os.getpid() or _pool_workers < workers:
+            if _pool is not None and _pool_pid == os.getpid():
+                _pool.shutdown(wait=False)  # its threads end once their parts are done
             _pool = ThreadPoolExecutor(workers, thread_name_prefix="numeral")
-            _pool_pid = os.getpid()
+            _pool_pid, _pool_workers = os.getpid(), workers
         return _pool
 
 
