@@ -1,7 +1,9 @@
 """Recognise new images with a trained model, using exactly its training preprocessing.
 
+    numeral.recognize("my_numeral.png")            # the shipped model; a Recognition
     r = Recognizer.from_file("runs/best/model.npz")
-    r.recognize_file("my_numeral.png")  # {"label": 3, "class": "3", "top3": [...], ...}
+    r.recognition("my_numeral.png").class_name     # "3"
+    r.recognize_file("my_numeral.png")  # as JSON: {"label": 3, "class": "3", "top3": [...], ...}
 
 The model file stores the preprocessing parameters its training data went
 through (:class:`numeral.data.Preprocessing`), so a photo of a numeral written
@@ -10,6 +12,7 @@ dark on light paper, at any size, is framed, inverted and resized the same way.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,9 @@ import numpy as np
 
 from numeral.data import Preprocessing, preprocess_image, vectorize
 from numeral.data.preprocess import blank_reason, grey_to_input, load_grey
+from numeral.models import resolve_model
 from numeral.nn import Ensemble, Network, load_model
+from numeral.results import Recognition
 
 BLANK_RANGE = 16  # grey levels: a 28x28 input whose values span less holds no numeral
 
@@ -38,8 +43,6 @@ class Recognizer:
     @classmethod
     def from_file(cls, path: str | Path = "tibetan") -> Recognizer:
         """A model file, or the name of a model that ships with numeral (numeral.models)."""
-        from numeral.models import resolve_model
-
         return cls(load_model(resolve_model(path)))
 
     def image_to_input(self, source: Any, name: str = "image") -> np.ndarray:
@@ -52,29 +55,27 @@ class Recognizer:
         grey = load_grey(source, self.preprocessing, name)
         return grey_to_input(grey, self.preprocessing), blank_reason(grey)
 
-    def recognize(self, source: Any, name: str = "image") -> dict[str, Any]:
-        """Any image (path, bytes, PIL image, array) -> :meth:`recognize_image`'s answer, or,
-        for an image with no ink, ``label`` and ``class`` None and the ``reason``."""
+    def recognition(self, source: Any, name: str = "image") -> Recognition:
+        """Any image (path, bytes, PIL image, array) -> what it shows (:class:`Recognition`):
+        for an image with no ink, no class and the ``reason``."""
         image28, reason = self.prepare(source, name)
-        return nothing_found(reason) if reason else self.recognize_image(image28)
+        return Recognition.nothing(reason) if reason else self.recognition_of_image(image28)
+
+    def recognition_of_image(self, image28: np.ndarray) -> Recognition:
+        """The :class:`Recognition` of one 28x28 input (white numeral on black); an image whose
+        values span under BLANK_RANGE holds no numeral."""
+        if int(np.ptp(image28)) < BLANK_RANGE:
+            return Recognition.nothing("no numeral found: the image is blank")
+        proba = self.model.predict_proba(vectorize(image28[None]))[0].astype(float)
+        return Recognition.of(proba, self.class_names)
+
+    def recognize(self, source: Any, name: str = "image") -> dict[str, Any]:
+        """:meth:`recognition` as the JSON the API serves."""
+        return self.recognition(source, name).to_dict()
 
     def recognize_image(self, image28: np.ndarray) -> dict[str, Any]:
-        """Label, class name, all probabilities and the top 3 for one 28x28 image (white
-        numeral on black); an image whose values span under BLANK_RANGE holds no numeral."""
-        if int(np.ptp(image28)) < BLANK_RANGE:
-            return nothing_found("no numeral found: the image is blank")
-        proba = self.model.predict_proba(vectorize(image28[None]))[0].astype(float)
-        order = np.argsort(proba)[::-1]
-        return {
-            "label": int(order[0]),
-            "class": self.class_names[int(order[0])],
-            "probabilities": [round(float(p), 6) for p in proba],
-            "top3": [
-                {"label": int(i), "class": self.class_names[int(i)],
-                 "probability": round(float(proba[i]), 6)}
-                for i in order[:3]
-            ],
-        }
+        """:meth:`recognition_of_image` as the JSON the API serves."""
+        return self.recognition_of_image(image28).to_dict()
 
     def recognize_file(self, path: str | Path) -> dict[str, Any]:
         return {"image": str(path), **self.recognize(Path(path))}
@@ -82,4 +83,34 @@ class Recognizer:
 
 def nothing_found(reason: str) -> dict[str, Any]:
     """The answer for an image that holds no numeral: no label, and why."""
-    return {"label": None, "class": None, "probabilities": [], "top3": [], "reason": reason}
+    return Recognition.nothing(reason).to_dict()
+
+
+Model = str | Path | Network | Ensemble | Recognizer | None
+
+
+def recognizer_for(model: Model = None) -> Recognizer:
+    """A :class:`Recognizer` for ``model``: None for the shipped ``tibetan``, the name of a
+    shipped model or a model file (each loaded once while it is unchanged), a network or
+    ensemble, or a recognizer as it is."""
+    if isinstance(model, Recognizer):
+        return model
+    if isinstance(model, Network | Ensemble):
+        return Recognizer(model)
+    path = resolve_model("tibetan" if model is None else model)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = 0  # load_model says what is wrong with the path
+    return _loaded(str(path), stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _loaded(path: str, stamp: int) -> Recognizer:
+    return Recognizer(load_model(path))
+
+
+def recognize(image: Any, model: Model = None, *, name: str = "image") -> Recognition:
+    """The numeral in ``image`` (a path, bytes, a PIL image or an array), recognised by
+    ``model`` (the shipped ``tibetan`` unless given: see :func:`recognizer_for`)."""
+    return recognizer_for(model).recognition(image, name)

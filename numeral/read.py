@@ -1,7 +1,8 @@
 """Reading whole numbers: the numerals written on one line of a photo, a scan or a canvas.
 
     numeral read photo.jpg [--json]
-    NumberReader(Recognizer.from_file("tibetan")).read("photo.jpg")["text"]   # "2026"
+    numeral.read("photo.jpg").text                            # "2026" (a Reading)
+    NumberReader(Recognizer.from_file("best")).reading("photo.jpg")   # another model, kept
 
 1. grey; the ink made bright (dark on light is detected from the border, as numeral.data does);
 2. uneven lighting flattened: a background estimated on a coarse grid of blocks (their 20th
@@ -31,6 +32,8 @@ with only specks, or with writing on several lines gives an empty string with it
 from __future__ import annotations
 
 import itertools
+import sys
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +50,8 @@ from numeral.data.preprocess import (
 )
 from numeral.errors import DataError
 from numeral.nn import Ensemble, Network
-from numeral.predict import Recognizer
+from numeral.predict import Model, Recognizer, recognizer_for
+from numeral.results import Digit, Reading, Recognition
 
 WORK_SIDE = 1600  # larger photos are read at this size (longer side)
 SPECK = 0.03  # components under this share of the largest one's area are specks
@@ -311,40 +315,63 @@ class NumberReader:
         proba = self.recognizer.model.predict_proba(vectorize(inputs))
         return np.log(np.clip(proba.max(axis=1), 1e-12, None)).astype(np.float64)
 
-    def read(self, source: Any, name: str = "image") -> dict[str, Any]:
-        """Any image (path, bytes, array, PIL image) -> the reading (see the module)."""
+    def reading(self, source: Any, name: str = "image") -> Reading:
+        """Any image (path, bytes, array, PIL image) -> the :class:`Reading` (see the module)."""
         image, name = open_source(source, name)
         width = image.width  # before a JPEG's reduced decoding changes it
         grey = decode_grey(image, name, longest=WORK_SIDE)
-        return self.read_grey(grey, width / grey.shape[1])
+        return self.reading_of_grey(grey, width / grey.shape[1])
 
-    def read_grey(self, grey: np.ndarray, scale: float = 1.0) -> dict[str, Any]:
-        """A grey image (h, w), 0..255 -> the reading; boxes multiplied by ``scale``."""
+    def reading_of_grey(self, grey: np.ndarray, scale: float = 1.0) -> Reading:
+        """A grey image (h, w), 0..255 -> the reading; boxes and size multiplied by ``scale``."""
         if grey.size == 0:
             raise DataError("the image is empty (0 pixels)")
         if should_invert(grey):
             grey = 255.0 - grey
         pieces, reason = find_pieces(flatten_background(grey), self.sureness)
-        result: dict[str, Any] = {"text": "", "digits": [], "confidence": 0.0,
-                                  "reason": reason, "size": [grey.shape[1], grey.shape[0]]}
-        if self.tibetan:
-            result["tibetan"] = ""
+        size = (round(grey.shape[1] * scale), round(grey.shape[0] * scale))
         if not pieces:
-            return result
+            return Reading("", [], 0.0, reason, size, "" if self.tibetan else None)
         inputs = np.stack([grey_to_input(p.ink, self.params) for p in pieces])
         proba = self.recognizer.model.predict_proba(vectorize(inputs)).astype(float)
         names = self.recognizer.class_names
+        digits = []
         for piece, p in zip(pieces, proba, strict=True):
-            order = np.argsort(p)[::-1][:3]
-            result["digits"].append({
-                "class": names[order[0]], "label": int(order[0]),
-                "probability": round(float(p[order[0]]), 6),
-                "box": [round(v * scale) for v in (piece.x0, piece.y0, piece.x1, piece.y1)],
-                "top3": [{"class": names[i], "label": int(i), "probability": round(float(p[i]), 6)}
-                         for i in order]})
-        result["text"] = "".join(d["class"] for d in result["digits"])
-        chances = [d["probability"] for d in result["digits"]]
-        result["confidence"] = round(float(np.prod(chances)), 6)
-        if self.tibetan:
-            result["tibetan"] = "".join(chr(TIBETAN_ZERO + d["label"]) for d in result["digits"])
-        return result
+            best = Recognition.of(p, names).top3
+            box = (round(piece.x0 * scale), round(piece.y0 * scale),
+                   round(piece.x1 * scale), round(piece.y1 * scale))
+            digits.append(Digit(best[0].class_name, best[0].label, best[0].probability, box,
+                                best))
+        tibetan = "".join(chr(TIBETAN_ZERO + d.label) for d in digits) if self.tibetan else None
+        return Reading("".join(d.class_name for d in digits), digits,
+                       float(np.prod([d.probability for d in digits])), None, size, tibetan)
+
+    def read(self, source: Any, name: str = "image") -> dict[str, Any]:
+        """:meth:`reading` as the JSON the API serves."""
+        return self.reading(source, name).to_dict()
+
+    def read_grey(self, grey: np.ndarray, scale: float = 1.0) -> dict[str, Any]:
+        """:meth:`reading_of_grey` as the JSON the API serves."""
+        return self.reading_of_grey(grey, scale).to_dict()
+
+
+def read_number(image: Any, model: Model | NumberReader = None, *,
+                name: str = "image") -> Reading:
+    """The numerals on one line of ``image`` (a path, bytes, a PIL image or an array), read by
+    ``model`` (the shipped ``tibetan`` unless given; a name, file, network, recognizer or
+    reader). ``numeral.read(image)`` is this function."""
+    reader = model if isinstance(model, NumberReader) else NumberReader(recognizer_for(model))
+    return reader.reading(image, name)
+
+
+class _CallableModule(types.ModuleType):
+    """``numeral.read`` is this module and the function that reads a number: calling the
+    module calls :func:`read_number`, so ``numeral.read(image)`` works whether or not the
+    module was imported first (importing it makes it the package's ``read`` attribute)."""
+
+    def __call__(self, image: Any, model: Model | NumberReader = None, *,
+                 name: str = "image") -> Reading:
+        return read_number(image, model, name=name)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -24,8 +24,9 @@ def _conv(out: int, c: int, side: int, padding: int | str, stride: int, n: int =
     g = rng.standard_normal((n, *layer.out_shape))
     buf = layer.buffers(n, True)
     y = layer.forward(x, buf, True, None).copy()
-    dx = layer.backward(g.copy(), buf, True).copy()
-    return [y, dx, *(gr.copy() for gr in layer.grads)]
+    dx = layer.backward(g.copy(), buf, True)
+    assert dx is not None
+    return [y, dx.copy(), *(gr.copy() for gr in layer.grads)]
 
 
 @pytest.mark.parametrize("out,c,side,padding,stride", [
@@ -33,7 +34,10 @@ def _conv(out: int, c: int, side: int, padding: int | str, stride: int, n: int =
 def test_both_convolution_layouts_agree(monkeypatch, out, c, side, padding, stride):
     results = []
     for whole in (False, True):
-        monkeypatch.setattr(Conv2D, "whole_batch", property(lambda self, w=whole: w))
+        def layout(_: Conv2D, w: bool = whole) -> bool:
+            return w
+
+        monkeypatch.setattr(Conv2D, "whole_batch", property(layout))
         results.append(_conv(out, c, side, padding, stride))
     for a, b in zip(*results, strict=True):
         np.testing.assert_allclose(a, b, rtol=RTOL, atol=RTOL * np.abs(a).max())

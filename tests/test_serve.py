@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from PIL import Image
 from schemathesis.core.result import Ok
 
+import numeral
 from numeral.data import Dataset
 from numeral.serve import create_app
 from numeral.serve.app import MAX_BODY_BYTES, MAX_UPLOADS
@@ -317,3 +318,17 @@ def test_photos_beyond_max_uploads_wait_their_turn_and_a_long_wait_is_a_503(
 
     statuses = asyncio.run(overload())
     assert statuses.count(200) == MAX_UPLOADS and statuses.count(503) == 2
+
+
+def test_the_model_is_described_in_its_own_terms() -> None:
+    """Each member by its inputs and layer list: the shipped committee is an MLP and a CNN,
+    and the page shows both (not the first member's widths for the two)."""
+    info = TestClient(create_app("tibetan")).get("/api/model").json()
+    mlp, cnn = info["networks"]
+    assert mlp["inputs"] == ["gamma 0.3", "orientation"] and cnn["inputs"] == ["gamma 0.3"]
+    assert mlp["layers"][-1] == cnn["layers"][-1] == "dense 10"
+    assert not any(s.startswith("conv") for s in mlp["layers"])
+    assert cnn["layers"][:2] == ["conv 32 3", "relu"]
+    assert mlp["parameters"] + cnn["parameters"] == sum(
+        n.n_params for n in numeral.load_model("tibetan").members)
+    assert info["description"].startswith("Ensemble(Network(") and " x " not in info["description"]

@@ -55,6 +55,9 @@ class Ensemble:
         save_model(self, path)
 
     def __repr__(self) -> str:
-        transforms = [net.input_transform for net in self.members]
-        inputs = "" if len(set(transforms)) == 1 else f"; inputs {', '.join(transforms)}"
-        return f"Ensemble({len(self.members)} x {self.members[0]!r}{inputs})"
+        """Each member as it is: ``Ensemble(2 x Network(...))`` when they are alike (the same
+        layers and inputs; their weights differ), else every member in turn."""
+        described = [repr(net) for net in self.members]
+        if len(set(described)) == 1:
+            return f"Ensemble({len(described)} x {described[0]})"
+        return f"Ensemble({'; '.join(described)})"

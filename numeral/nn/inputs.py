@@ -79,6 +79,8 @@ class Transform(Protocol):
 
     def spec(self) -> str: ...
 
+    def export(self) -> dict[str, Any]: ...
+
 
 class Inputs:
     """The fixed transforms in front of a network's layers, and the shape of what they give.

@@ -118,7 +118,12 @@ def model_info(recognizer: Recognizer, path: Path) -> dict[str, Any]:
     return {
         "file": path.name,
         "kind": "ensemble" if isinstance(model, Ensemble) else "network",
+        "description": repr(model),
         "members": len(nets),
+        # each network in its own terms: its input transforms, then its layers as written
+        "networks": [{"inputs": net.inputs.specs, "layers": [layer.spec() for layer in net.body],
+                      "parameters": net.n_params} for net in nets],
+        # the first network's widths and activations, as an MLP has them (kept for old clients)
         "architecture": nets[0].sizes,
         "activations": nets[0].activation_names,
         "input_transforms": [net.input_transform for net in nets],

@@ -48,7 +48,7 @@ numeral.js (tests/test_export.py).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from numeral.nn.errors import InputError
 from numeral.nn.layers.activations import (
@@ -70,28 +70,26 @@ from numeral.nn.layers.pooling import AvgPool2D, GlobalAvgPool, MaxPool2D
 from numeral.nn.layers.shape import Flatten
 from numeral.nn.layers.transforms import Deskew, Gamma, InputTransform, OrientationPlanes
 
+if TYPE_CHECKING:
+    from numeral.nn.inputs import Transform
+
 _CLASSES: tuple[type[Layer], ...] = (
     Dense, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool, BatchNorm, Dropout, Flatten, Standardize,
     Gamma, Deskew, OrientationPlanes, *ACTIVATIONS.values())
 LAYERS: dict[str, type[Layer]] = {cls.name: cls for cls in _CLASSES}
 Arguments = tuple[tuple[str, ...], tuple[str, ...]]
-# Gamma declares no ``arguments`` yet (transforms.py is moving to ``net.inputs``, issue #25):
-# its form until then.
-_UNDECLARED: dict[str, Arguments] = {"gamma": (("gamma",), ())}
 
 
 def layer_arguments(cls: type[Layer]) -> Arguments:
     """The settings a layer string of ``cls`` takes: positional names, then keyword names."""
-    declared: Arguments | None = getattr(cls, "arguments", None)
-    return declared if declared is not None else _UNDECLARED.get(cls.name, ((), ()))
+    return cls.arguments
 
 
-def describe(layer: Layer) -> dict[str, Any]:
+def describe(layer: Layer | Transform) -> dict[str, Any]:
     """What ``layer`` computes in evaluation mode, as its class's ``export()`` declares it:
     ``{"type", hyperparameters..., "arrays": {name: array}}`` (``arrays`` always present).
     Needs a built layer (the arrays exist after :meth:`Layer.build`)."""
-    export = getattr(layer, "export", None)
-    description: dict[str, Any] = dict(export()) if export is not None else {"type": layer.name}
+    description = dict(layer.export())
     description.setdefault("arrays", {})
     return description
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from numeral.nn.errors import InputError
-from numeral.nn.layers.base import Buffers, Layer, out_buffer
+from numeral.nn.layers.base import Buffers, Layer, exact, out_buffer
 from numeral.nn.parallel import parts
 
 LEAKY_SLOPE = 0.01
@@ -34,7 +34,6 @@ LEAKY_SLOPE = 0.01
 class Activation(Layer):
     """An element-wise nonlinearity; subclasses implement ``f`` and ``f_prime``."""
 
-    arguments = ((), ())
 
     def export(self) -> dict[str, Any]:
         return {"type": self.name}
@@ -108,9 +107,13 @@ class ReLU(Activation):
 
 class LeakyReLU(Activation):
     name = "leaky_relu"
+    arguments = ((), ("slope",))  # "leaky_relu slope=0.1"
 
     def export(self) -> dict[str, Any]:
         return {"type": self.name, "slope": float(self.slope)}
+
+    def spec(self) -> str:
+        return self.name if self.slope == LEAKY_SLOPE else f"{self.name} slope={exact(self.slope)}"
 
     def __init__(self, slope: float = LEAKY_SLOPE) -> None:
         super().__init__()

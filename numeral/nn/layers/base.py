@@ -37,6 +37,9 @@ class Layer:
     name: ClassVar[str] = "layer"
     needs_image: ClassVar[bool] = False  # reads (channels, height, width) samples
     param_names: ClassVar[tuple[str, ...]] = ()  # names of ``params``, in order
+    # the settings of its layer string: positional names, then keyword names ("conv 6 3
+    # stride=2": (("filters", "kernel"), ("stride", "padding"))); the parser reads them
+    arguments: ClassVar[tuple[tuple[str, ...], tuple[str, ...]]] = ((), ())
 
     def __init__(self) -> None:
         self.in_shape: Shape = ()
@@ -80,6 +83,12 @@ class Layer:
         """The layer string that builds this layer again, e.g. ``"conv 6 3 stride=2"``."""
         return self.name
 
+    def export(self) -> dict[str, Any]:
+        """What the exporters (ONNX, the web page) need to compute this layer in evaluation
+        mode: its ``type``, its hyperparameters and ``arrays`` (name -> array). A layer
+        without settings or arrays (an activation, flatten) is its type alone."""
+        return {"type": self.name, "arrays": {}}
+
     # ----------------------------------------------------------------- passes
     def buffers(self, n: int, train: bool) -> Buffers:
         """The arrays one batch of ``n`` samples needs (made once per batch size)."""
@@ -102,3 +111,9 @@ class Layer:
 def out_buffer(layer: Layer, n: int) -> np.ndarray:
     """An (n, *out_shape) array of the layer's dtype."""
     return np.empty((n, *layer.out_shape), layer.dtype)
+
+
+def exact(value: float) -> str:
+    """``value`` as short as it reads back exactly: ``0.3``, ``1``, ``0.123456789``."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from numeral.nn.constraints import check
-from numeral.nn.layers.base import Buffers, Layer, out_buffer
+from numeral.nn.layers.base import Buffers, Layer, exact, out_buffer
 
 
 class Dropout(Layer):
@@ -32,7 +32,7 @@ class Dropout(Layer):
         self.p = float(p)
 
     def spec(self) -> str:
-        return f"dropout {self.p:g}"
+        return f"dropout {exact(self.p)}"
 
     def buffers(self, n: int, train: bool) -> Buffers:
         if not train or not self.p:

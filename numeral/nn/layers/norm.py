@@ -31,7 +31,6 @@ class BatchNorm(Layer):
     """
 
     name = "batchnorm"
-    arguments = ((), ())
     param_names = ("gamma", "beta")
 
     def export(self) -> dict[str, Any]:
@@ -142,7 +141,6 @@ class Standardize(Layer):
     """
 
     name = "standardize"
-    arguments = ((), ())
 
     def export(self) -> dict[str, Any]:
         return {"type": self.name, "arrays": {"mean": self.mean.reshape(self.in_shape),

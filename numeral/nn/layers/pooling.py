@@ -195,7 +195,6 @@ class GlobalAvgPool(Layer):
     """
 
     name = "globalavgpool"
-    arguments = ((), ())
     needs_image = True
 
     def export(self) -> dict[str, Any]:

@@ -18,7 +18,6 @@ class Flatten(Layer):
     """
 
     name = "flatten"
-    arguments = ((), ())
 
     def export(self) -> dict[str, Any]:
         return {"type": self.name}

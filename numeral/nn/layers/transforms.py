@@ -18,20 +18,13 @@ import numpy as np
 from numeral.nn.constraints import check
 from numeral.nn.errors import InputError
 from numeral.nn.inputs import deskew, image_side, orientation_planes
-from numeral.nn.layers.base import Buffers, Layer, Shape
-
-
-def exact(value: float) -> str:
-    """``value`` as short as it reads back exactly: ``0.3``, ``1``, ``0.123456789``."""
-    short = f"{value:g}"
-    return short if float(short) == value else repr(float(value))
+from numeral.nn.layers.base import Buffers, Layer, Shape, exact
 
 
 class InputTransform(Layer):
     """A fixed function of the (flattened) image, applied to whole batches."""
 
     stage: ClassVar[str] = "image"  # or "feature": see the module
-    arguments: ClassVar[tuple[tuple[str, ...], tuple[str, ...]]] = ((), ())
 
     def side(self, in_shape: Shape) -> int:
         if len(in_shape) == 3 and in_shape[0] != 1:
