@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from numeral.errors import NumeralError
 
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
@@ -158,7 +156,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------ commands
 def cmd_train(args: argparse.Namespace) -> int:
     from numeral.train.config import load_config, with_epochs
-    from numeral.train.experiment import DataSource, run_experiment
+    from numeral.train.experiment import DataSource, resumed_run, run_experiment
 
     overrides = list(args.set)
     if args.split:
@@ -166,12 +164,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     source = DataSource(args.data, args.train, args.test)
     if args.resume:
         out = args.resume
-        if not (out / "config.toml").is_file():
-            raise NumeralError(f"cannot resume {out}: it is not a run directory (no config.toml)")
-        config = load_config(str(out / "config.toml"), overrides)
-        saved = json.loads((out / "run.json").read_text()).get("source", {})
+        config, saved = resumed_run(out, overrides)
         if not (args.data or args.train):
-            source = DataSource(**saved)
+            source = saved
     else:
         config = load_config(args.config or "baseline", overrides)
         out = args.out or Path("runs") / config.name
@@ -223,8 +218,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from numeral.data.sources import IMAGE_SUFFIXES
-    from numeral.predict import Recognizer
+    from numeral.predict import Recognizer, image_paths
 
     images = list(args.paths)
     model = args.model
@@ -233,16 +227,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not images:
         raise NumeralError(f"give the images to recognise after the model {model}")
     recognizer = Recognizer.from_file(model or "tibetan")
-    paths: list[Path] = []
-    for path in images:  # a folder stands for the images directly inside it
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise NumeralError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            paths += found
-        else:
-            paths.append(path)
-    results, failed = each_image(paths, recognizer.recognize_file)
+    results, failed = each_image(image_paths(images), recognizer.recognize_file)
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=1))
         return failed
@@ -326,29 +311,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
-    from numeral.nn import ACTIVATIONS, Network, gradcheck
-    from numeral.nn.gradcheck import LAYER_NETWORKS, check_layer_network
+    from numeral.nn.gradcheck import PASSES, check_all
 
-    hidden = [int(h) for h in str(args.hidden).split(",") if h.strip()]
-    names = sorted(ACTIVATIONS) if args.activation == "all" else [args.activation]
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(args.samples, args.inputs))
-    y = rng.integers(0, 3, args.samples)
-    worst = 0.0
-    results = {}
-    for name in names:
-        net = Network([args.inputs, *hidden, 3], activation=name, init="xavier", seed=1,
-                      dtype="float64")
-        results[f"MLP, {name}"] = gradcheck(net, X, y, l1=args.l1, l2=args.l2)
-    if args.activation == "all":  # and every layer type, in small convolutional networks
-        for name, (layers, _) in LAYER_NETWORKS.items():
-            results[f"{name} ({', '.join(layers)})"] = check_layer_network(name, args.l1,
-                                                                            args.l2)
+    try:
+        hidden = tuple(int(h) for h in str(args.hidden).split(",") if h.strip())
+    except ValueError:
+        raise NumeralError(f"--hidden takes widths separated by commas, e.g. 5,4; not "
+                           f"{args.hidden!r}") from None
+    try:
+        results = check_all(args.activation, hidden, args.inputs, args.samples, args.l1,
+                            args.l2)
+    except ValueError as exc:
+        raise NumeralError(str(exc)) from None
     for name, result in results.items():
-        worst = max(worst, result.max_error)
-        print(f"{result.max_error:.2e}  {'ok' if result.max_error < 1e-7 else 'FAILED':6}  "
+        print(f"{result.max_error:.2e}  {'ok' if result.max_error < PASSES else 'FAILED':6}  "
               f"{name}")
-    return 0 if worst < 1e-7 else 1
+    return 0 if max(r.max_error for r in results.values()) < PASSES else 1
 
 
 def cmd_data(args: argparse.Namespace) -> int:

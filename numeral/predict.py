@@ -20,6 +20,8 @@ import numpy as np
 
 from numeral.data import Preprocessing, preprocess_image, vectorize
 from numeral.data.preprocess import blank_reason, grey_to_input, load_grey
+from numeral.data.sources import IMAGE_SUFFIXES
+from numeral.errors import DataError
 from numeral.models import resolve_model
 from numeral.nn import Ensemble, Network, load_model
 from numeral.results import Recognition
@@ -84,6 +86,21 @@ class Recognizer:
 def nothing_found(reason: str) -> dict[str, Any]:
     """The answer for an image that holds no numeral: no label, and why."""
     return Recognition.nothing(reason).to_dict()
+
+
+def image_paths(paths: list[Path]) -> list[Path]:
+    """The images to recognise: each path, a folder standing for the images directly in it
+    (sorted); a folder with none is an error naming it."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not inside:
+                raise DataError(f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            found += inside
+        else:
+            found.append(path)
+    return found
 
 
 Model = str | Path | Network | Ensemble | Recognizer | None

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from numeral.nn.layers import ACTIVATIONS
 from numeral.nn.network import Network
 
+PASSES = 1e-7  # the largest relative error back-propagation passes with (float64)
 TINY_GRADIENT = 1e-7  # below this norm, analytic and numeric gradients are compared absolutely
 
 # Small networks with every layer type, for `numeral gradcheck` and the tests: convolution with
@@ -103,3 +105,26 @@ def check_layer_network(name: str, l1: float = 0.0, l2: float = 0.0) -> GradChec
         b[...] = rng.normal(scale=0.1, size=b.shape)
     X, y = rng.random((3, int(np.prod(shape)))), rng.integers(0, 5, 3)
     return gradcheck(net, X, y, l1=l1, l2=l2, dropout_seed=5)
+
+
+def check_all(activation: str = "all", hidden: tuple[int, ...] = (5, 4), inputs: int = 6,
+              samples: int = 5, l1: float = 1e-3, l2: float = 1e-2) -> dict[str, GradCheckResult]:
+    """What ``numeral gradcheck`` checks: an MLP (``inputs``-``hidden``-3, float64, xavier) per
+    activation (``"all"``: every one, and then every network of :data:`LAYER_NETWORKS`), on
+    ``samples`` random inputs, with the L1 and L2 penalties. Name -> result."""
+    if activation != "all" and activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose from "
+                         f"{', '.join(sorted(ACTIVATIONS))} or 'all'")
+    names = sorted(ACTIVATIONS) if activation == "all" else [activation]
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(samples, inputs))
+    y = rng.integers(0, 3, samples)
+    results = {}
+    for name in names:
+        net = Network([inputs, *hidden, 3], activation=name, init="xavier", seed=1,
+                      dtype="float64")
+        results[f"MLP, {name}"] = gradcheck(net, X, y, l1=l1, l2=l2)
+    if activation == "all":  # and every layer type, in small convolutional networks
+        for name, (layers, _) in LAYER_NETWORKS.items():
+            results[f"{name} ({', '.join(layers)})"] = check_layer_network(name, l1, l2)
+    return results

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ from numeral.errors import ConfigError, DataError
 from numeral.nn import Ensemble, Network
 from numeral.nn.files import atomic_write, write_npz
 from numeral.rundir import read_metrics, write_json  # noqa: F401  (read_metrics: the old path)
-from numeral.train.config import Config, from_dict, write_config
+from numeral.train.config import Config, from_dict, load_config, write_config
 from numeral.train.loop import Split, Trainer, TrainResult
 from numeral.train.metrics import evaluation
 from numeral.train.watch import Observer
@@ -117,6 +118,20 @@ def class_exemplars(ds: Dataset) -> list[list[int]]:
         nearest = members[np.argmin(((X - X.mean(axis=0)) ** 2).sum(axis=1))]
         out.append(ds.images[nearest].reshape(-1).tolist())
     return out
+
+
+def resumed_run(out: Path, overrides: Sequence[str] = ()) -> tuple[Config, DataSource]:
+    """The config (with ``overrides``) and data source of the run directory ``out``, to
+    continue it with ``run_experiment(..., resume=True)``."""
+    if not (out / "config.toml").is_file():
+        raise ConfigError(f"cannot resume {out}: it is not a run directory (no config.toml)")
+    config = load_config(str(out / "config.toml"), list(overrides))
+    try:
+        saved = json.loads((out / "run.json").read_text()).get("source", {})
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot resume {out}: its run.json is unreadable ({exc}); train it "
+                          f"again with --out") from None
+    return config, DataSource(**saved)
 
 
 def held_out(ds: Dataset, meta: dict[str, Any], how: str | None = None) -> np.ndarray:
