@@ -29,8 +29,9 @@ with ``predict_proba`` on real images. A layer numeral does not know how to expo
 with an error naming it, never skipped.
 
 Each step is built from its description (:mod:`numeral.export.describe`: the layer's own
-``export()``) by the builder of its type in :data:`BUILDERS`; which types export, and with
-which hyperparameters, is what the layers declare.
+``export()``) by the builder of its type in :data:`BUILDERS`, or from the ONNX steps the
+layer declares in its description (``"onnx"``: see :func:`_steps`); which types export, and
+with which hyperparameters, is what the layers declare.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ def export_inputs(g: Graph, net: Network, x: str) -> str:
 def build(g: Graph, described: Description, x: str, rank: int,
           layer: Layer | None = None) -> tuple[str, int]:
     """One step (eval mode) by the builder of its type; its output and that output's rank."""
-    builder = BUILDERS.get(described["type"])
+    builder = BUILDERS.get(described["type"]) or (_steps if "onnx" in described else None)
     if builder is None:
         if layer is None:
             raise ExportError(f"the input transform {described['type']!r} has no ONNX form yet")
@@ -239,6 +240,19 @@ def _elementwise(op: str | None, **attrs: str) -> Builder:
 
 def _gamma(g: Graph, d: Description, x: str, rank: int) -> tuple[str, int]:
     return g.op("Pow", g.op("Max", x, g.const(0.0)), g.const(d["gamma"])), rank
+
+
+def _steps(g: Graph, d: Description, x: str, rank: int) -> tuple[str, int]:
+    """A layer that declares its ONNX form itself, in its ``export()``: ``"onnx"``, a list of
+    steps ``[op, input, ...]`` (optionally ending in a dict of attributes), each input ``"x"``
+    (the value so far: the layer's input, then each step's output) or the name of one of its
+    ``arrays``; the shape's rank is unchanged. E.g. ``[["Mul", "x", "scale"], ["Add", "x",
+    "shift"]]``. A new element-wise or affine layer needs no builder here."""
+    for op, *args in d["onnx"]:
+        attrs = args.pop() if args and isinstance(args[-1], dict) else {}
+        inputs = [x if a == "x" else g.const(d["arrays"][a], a) for a in args]
+        x = g.op(op, *inputs, **attrs)
+    return x, rank
 
 
 BUILDERS: dict[str, Builder] = {

@@ -73,10 +73,9 @@ from numeral.nn.layers.transforms import Deskew, Gamma, InputTransform, Orientat
 if TYPE_CHECKING:
     from numeral.nn.inputs import Transform
 
-_CLASSES: tuple[type[Layer], ...] = (
-    Dense, Conv2D, MaxPool2D, AvgPool2D, GlobalAvgPool, BatchNorm, Dropout, Flatten, Standardize,
-    Gamma, Deskew, OrientationPlanes, *ACTIVATIONS.values())
-LAYERS: dict[str, type[Layer]] = {cls.name: cls for cls in _CLASSES}
+# every layer type, registered by its class when defined (Layer.__init_subclass__): a new
+# layer in one of the files above needs nothing here; in a file of its own, one import line
+LAYERS: dict[str, type[Layer]] = Layer.types
 Arguments = tuple[tuple[str, ...], tuple[str, ...]]
 
 

@@ -34,10 +34,6 @@ LEAKY_SLOPE = 0.01
 class Activation(Layer):
     """An element-wise nonlinearity; subclasses implement ``f`` and ``f_prime``."""
 
-
-    def export(self) -> dict[str, Any]:
-        return {"type": self.name}
-
     def f(self, z: np.ndarray, out: np.ndarray) -> None:
         """out = f(z)."""
         raise NotImplementedError

@@ -41,6 +41,20 @@ class Layer:
     # stride=2": (("filters", "kernel"), ("stride", "padding"))); the parser reads them
     arguments: ClassVar[tuple[tuple[str, ...], tuple[str, ...]]] = ((), ())
 
+    # every layer type by its name, as layer strings and model files name it: a class that
+    # sets its own ``name`` is registered when it is defined (``register=False`` keeps a class
+    # out, e.g. one a test makes up); numeral.nn.layers.LAYERS is this table
+    types: ClassVar[dict[str, type[Layer]]] = {}
+
+    def __init_subclass__(cls, register: bool = True, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if register and "name" in cls.__dict__:
+            known = Layer.types.get(cls.name)
+            if known is not None and known.__qualname__ != cls.__qualname__:
+                raise TypeError(f"two layer types are named {cls.name!r}: {known.__qualname__} "
+                                f"and {cls.__qualname__}")
+            Layer.types[cls.name] = cls
+
     def __init__(self) -> None:
         self.in_shape: Shape = ()
         self.out_shape: Shape = ()
