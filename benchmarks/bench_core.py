@@ -77,9 +77,30 @@ def gemm_seconds() -> float:
     return median_seconds(lambda: np.matmul(a, a, out=out), 7, 2)
 
 
+def status_bytes(field: str) -> int:
+    """VmRSS (resident now) or VmHWM (peak since the last reset) of this process (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def start_peak() -> int:
+    """Reset this process's peak resident memory to what it holds now and return that: an
+    epoch's peak minus it is what the epoch added (Linux: /proc/self/clear_refs, 5)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return status_bytes("VmRSS")
+    except OSError:  # not Linux: the peak so far (an earlier peak would hide the epoch's)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def peak_rss_bytes() -> int:
-    """The process's peak resident memory so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """The process's peak resident memory since :func:`start_peak`."""
+    try:
+        return status_bytes("VmHWM")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 3) -> float:
@@ -193,7 +214,7 @@ def measure(kind: str, repeats: int, epochs: int, threads: int) -> dict[str, flo
         return {"step": median_seconds(bare_matmuls(X[:BATCH]), repeats)}
     if kind == "gemm":
         return {"step": gemm_seconds()}
-    before = peak_rss_bytes()  # the epoch first, so that its peak memory is its own
+    before = start_peak()  # the epoch first, so that its peak memory is its own
     if kind.startswith("numeral"):
         epoch = numeral_epoch(X, y, order, model)
     else:
