@@ -24,6 +24,7 @@ from numeral.data import Dataset, load
 from numeral.nn.files import HEADER_KEY
 from numeral.train.config import load_config
 from numeral.train.loop import Split, Trainer, load_checkpoint
+from numeral.train.watch import EpochCallback
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 
@@ -303,7 +304,7 @@ def test_a_run_killed_after_it_stopped_early_stays_stopped_when_resumed(
     checkpoint = tmp_path / "checkpoint.npz"
     with pytest.raises(KeyboardInterrupt):
         Trainer(config, train, val=val, progress=False, checkpoint=checkpoint,
-                on_epoch=killed).run()
+                observers=[EpochCallback(killed)]).run()
     resumed = Trainer(config, train, val=val, progress=False).run(resume=checkpoint)
     assert len(resumed.history) == stopped and resumed.stopped_early
     np.testing.assert_array_equal(resumed.model.members[0].flat, whole.model.members[0].flat)

@@ -157,7 +157,7 @@ def assert_loads_or_refuses(path: Path, loader: Callable[[Path], Any]) -> None:
         except NumeralError as exc:
             assert_one_line(exc, path)
             return
-        X = np.random.default_rng(0).random((3, model.members[0].n_inputs), dtype=np.float32)
+        X = np.random.default_rng(0).random((3, model.members[0].input_size), dtype=np.float32)
         proba = model.predict_proba(X)
         assert proba.shape == (3, model.n_classes) and np.isfinite(proba).all()
         np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-4)

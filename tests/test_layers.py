@@ -25,6 +25,7 @@ from numeral.nn.layers import (
     parse_layer,
 )
 from numeral.train.config import load_config
+from numeral.train.watch import EpochCallback
 
 ISSUE_EXAMPLE = ["conv 6 3", "relu", "maxpool 2", "conv 4 3 stride=2 padding=0", "batchnorm",
                  "tanh", "flatten", "dense 12", "sigmoid", "dense 5"]
@@ -158,7 +159,7 @@ def test_a_cnn_trains_resumes_exactly_and_reports_its_filters(tibetan_path: Path
 
     with pytest.raises(KeyboardInterrupt):
         run_experiment(config, DataSource(str(tibetan_path)), tmp_path / "cut", progress=False,
-                       on_epoch=stop, write_report=False)
+                       observers=[EpochCallback(stop)], write_report=False)
     assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
     whole = numeral.load_model(str(tmp_path / "whole" / "model.npz"))
     resumed = numeral.load_model(str(tmp_path / "cut" / "model.npz"))

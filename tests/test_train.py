@@ -21,6 +21,7 @@ from numeral.nn import Network
 from numeral.nn.init import identical_units
 from numeral.train.config import load_config, presets
 from numeral.train.experiment import DataSource, run_experiment
+from numeral.train.watch import EpochCallback
 
 FAST = ["--epochs", "4", "--set", "hidden=[64]", "--set", "batch_size=256", "--quiet"]
 
@@ -185,8 +186,8 @@ def test_interrupted_then_resumed_run_equals_an_uninterrupted_one(tibetan_path: 
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(config, source, tmp_path / "cut", progress=False, on_epoch=interrupt,
-                       write_report=False)
+        run_experiment(config, source, tmp_path / "cut", progress=False,
+                       observers=[EpochCallback(interrupt)], write_report=False)
     assert (tmp_path / "cut" / "checkpoint.npz").is_file()
     assert not (tmp_path / "cut" / "model.npz").exists()
     assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
@@ -423,6 +424,19 @@ def test_augment_until_leaves_the_last_epochs_undistorted(tibetan: Dataset) -> N
     assert not any(Trainer(plain, train, progress=False).distorts(plain, e) for e in range(1, 9))
 
 
+def test_the_deprecated_on_epoch_still_becomes_the_first_observer(tibetan: Dataset) -> None:
+    from numeral.train.loop import Split, Trainer
+
+    train = Split(tibetan.X[:100], tibetan.y[:100])
+    config = load_config("baseline", ["epochs=1"])
+    rows: list[dict[str, float]] = []
+    other = EpochCallback(print)
+    with pytest.warns(DeprecationWarning, match="EpochCallback"):
+        trainer = Trainer(config, train, progress=False, on_epoch=rows.append, observers=[other])
+    first, second = trainer.observers
+    assert isinstance(first, EpochCallback) and first.fn == rows.append and second is other
+
+
 def test_a_committee_of_different_networks_trains_resumes_and_saves(
     tibetan: Dataset, tmp_path: Path
 ) -> None:
@@ -453,7 +467,7 @@ def test_a_committee_of_different_networks_trains_resumes_and_saves(
     checkpoint = tmp_path / "checkpoint.npz"
     with pytest.raises(KeyboardInterrupt):
         Trainer(config, train, test=test, progress=False, checkpoint=checkpoint,
-                on_epoch=stop_in_the_cnn).run()
+                observers=[EpochCallback(stop_in_the_cnn)]).run()
     resumed = Trainer(config, train, test=test, progress=False).run(resume=checkpoint).model
     assert isinstance(resumed, Ensemble)
     for a, b in zip(model.members, resumed.members, strict=True):

@@ -143,7 +143,7 @@ def test_the_live_page_shows_each_epoch_while_training(tibetan_path: Path,
             assert float(shown[int(row["epoch"])][column]) == pytest.approx(
                 float(row[column]), rel=1e-3)
     assert first == shown[1]["train_loss"]
-    hidden = len(Network.load(str(out / "model.npz")).hidden)
+    hidden = len(Network.load(str(out / "model.npz")).hidden_layers)
     assert latent_points == "1000" and len(histograms) == hidden == 2 and len(misread) == 48
 
 
