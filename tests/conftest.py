@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from numeral.data import Dataset
+from numeral.data import Dataset, split
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -65,3 +65,11 @@ def chromium_path() -> str:
     if not path:
         pytest.skip("no chromium on PATH (apt-get install chromium); .ci/run installs it")
     return path
+
+
+@pytest.fixture(scope="session")
+def test_images(tibetan: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Numerals of writers the shipped model never saw... nor any other test image: the
+    shipped model trained on the random split's training part, so its test part."""
+    _, test = split(tibetan.y, tibetan.groups, "random", 0.2, 0)
+    return tibetan.images[test], tibetan.y[test]

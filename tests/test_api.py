@@ -5,7 +5,6 @@ results whose to_dict() is exactly what the CLI prints and the API serves."""
 from __future__ import annotations
 
 import importlib
-import io
 import json
 import subprocess
 import sys
@@ -13,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from images import png
 from PIL import Image
 
 import numeral
 from numeral.cli import main
-from numeral.data import Dataset, split
 from numeral.data.compose import Layout, compose_number
 from numeral.errors import NumeralError
 from numeral.results import Candidate, Digit, Reading, Recognition
@@ -25,26 +24,13 @@ from numeral.results import Candidate, Digit, Reading, Recognition
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def held_out(tibetan: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """The random split's test part: numerals the shipped model did not train on."""
-    _, test = split(tibetan.y, tibetan.groups, "random", 0.2, 0)
-    return tibetan.images[test], tibetan.y[test]
-
-
-def png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def photo_of(images: np.ndarray) -> np.ndarray:
     return compose_number(images, np.random.default_rng(3), Layout(specks=0))
 
 
-def test_recognize_takes_every_kind_of_image(held_out: tuple[np.ndarray, np.ndarray],
+def test_recognize_takes_every_kind_of_image(test_images: tuple[np.ndarray, np.ndarray],
                                              tmp_path: Path) -> None:
-    images, labels = held_out
+    images, labels = test_images
     scan = 255 - images[5]  # dark ink on light paper, as a scan is
     (tmp_path / "d.png").write_bytes(png(scan))
     forms = [tmp_path / "d.png", str(tmp_path / "d.png"), png(scan), Image.fromarray(scan),
@@ -69,8 +55,8 @@ def test_recognize_says_when_there_is_no_numeral() -> None:
 
 
 def test_read_gives_a_typed_reading_with_boxes_in_the_images_pixels(
-        held_out: tuple[np.ndarray, np.ndarray]) -> None:
-    images, labels = held_out
+        test_images: tuple[np.ndarray, np.ndarray]) -> None:
+    images, labels = test_images
     photo = photo_of(images[10:14])
     truth = "".join(str(c) for c in labels[10:14])
     reading = numeral.read(photo)
@@ -89,8 +75,8 @@ def test_read_gives_a_typed_reading_with_boxes_in_the_images_pixels(
 
 
 def test_read_with_another_model_and_nothing_to_read(
-        held_out: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
-    images, _ = held_out
+        test_images: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    images, _ = test_images
     photo = photo_of(images[20:23])
     model = numeral.load_model("tibetan")
     assert numeral.read(photo, model=model).to_dict() == numeral.read(photo).to_dict()
@@ -102,13 +88,13 @@ def test_read_with_another_model_and_nothing_to_read(
 
 
 def test_the_cli_and_the_api_give_the_results_to_dict(
-        held_out: tuple[np.ndarray, np.ndarray], tmp_path: Path,
+        test_images: tuple[np.ndarray, np.ndarray], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     from fastapi.testclient import TestClient
 
     from numeral.serve import create_app
 
-    images, _ = held_out
+    images, _ = test_images
     photo = photo_of(images[30:34])
     (tmp_path / "n.png").write_bytes(png(photo))
     reading = numeral.read(tmp_path / "n.png").to_dict()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from images import png
 from PIL import Image
 from tolerance import near_ties, tolerance
 
@@ -28,20 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def reader() -> NumberReader:
     return NumberReader(Recognizer.from_file("tibetan"))
-
-
-@pytest.fixture(scope="module")
-def test_images(tibetan: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Numerals of writers the shipped model never saw... nor any other test image: the
-    shipped model trained on the random split's training part, so its test part."""
-    _, test = split(tibetan.y, tibetan.groups, "random", 0.2, 0)
-    return tibetan.images[test], tibetan.y[test]
-
-
-def png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def test_composed_numbers_are_read_left_to_right(

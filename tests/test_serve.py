@@ -17,6 +17,7 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
+from images import png
 from PIL import Image
 from schemathesis.core.result import Ok
 
@@ -49,12 +50,6 @@ def dataset_jpeg(tibetan_path: Path, label: int) -> bytes:
     with zipfile.ZipFile(tibetan_path) as zf:
         name = next(n for n in zf.namelist() if Path(n).name.startswith(f"{label}_5_"))
         return zf.read(name)
-
-
-def png(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def test_predict_accepts_every_documented_form(client: TestClient, tibetan_path: Path,
