@@ -65,8 +65,19 @@ def test_a_network_holds_its_transforms_in_front_of_its_layers() -> None:
     assert net.architecture == "gamma 0.3, deskew, conv 4 3, relu, flatten, dense 10"
     assert net.inputs.shape == (1, 28, 28) and net.input_size == 784
     X = images()
-    np.testing.assert_array_equal(net.predict_proba(X),
-                                  net.predict_proba(net.inputs(X), prepared=True))
+    features = net.inputs.prepare(X)
+    np.testing.assert_array_equal(features.values, net.inputs(X))
+    np.testing.assert_array_equal(net.predict_proba(X), net.predict_proba(features))
+    other = Network.from_layers(["gamma 0.5", "deskew", "conv 4 3", "relu", "flatten",
+                                 "dense 10"], (1, 28, 28))
+    with pytest.raises(InputError, match=r"made by inputs of gamma 0\.3, deskew from 784 "
+                       r"values; this network's inputs are gamma 0\.5, deskew from 784: pass"):
+        other.predict(features)  # another network's features are not its own
+    with pytest.raises(InputError, match=r"expected \(n, 784\)"):
+        net.predict(features._replace(values=X[:, :700]))
+    with pytest.warns(DeprecationWarning, match=r"prepared=True is deprecated"):
+        legacy = net.predict_proba(net.inputs(X), prepared=True)
+    np.testing.assert_array_equal(legacy, net.predict_proba(X))
     assert not hasattr(Layer, "stage")  # the layer protocol knows nothing of inputs
     with pytest.raises(InputError, match="is an input transform: it goes first"):
         Network.from_layers(["dense 8", "gamma 0.5", "dense 3"], (784,))

@@ -370,7 +370,7 @@ def test_a_network_applies_its_input_transform_when_predicting() -> None:
     prepared = net.inputs(X)
     assert not np.allclose(prepared, X)
     np.testing.assert_array_equal(net.predict_proba(X), plain.predict_proba(prepared))
-    np.testing.assert_array_equal(net.predict_proba(prepared, prepared=True),
+    np.testing.assert_array_equal(net.predict_proba(net.inputs.prepare(X)),
                                   net.predict_proba(X))
     bright = Network([784, 8, 3], input_gamma=0.5)
     np.testing.assert_allclose(bright.inputs(X), np.sqrt(X), rtol=1e-6)  # x' = x^gamma

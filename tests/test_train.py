@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import re
@@ -19,6 +20,7 @@ from numeral.data import Dataset
 from numeral.errors import ConfigError, InputError
 from numeral.nn import Network
 from numeral.nn.init import identical_units
+from numeral.nn.inputs import Features
 from numeral.train.config import load_config, presets
 from numeral.train.experiment import DataSource, run_experiment
 from numeral.train.watch import EpochCallback
@@ -279,7 +281,7 @@ def test_a_committee_of_plain_and_deskewed_networks(tibetan: Dataset, tmp_path: 
     assert [m.input_transform for m in model.members] == ["none", "deskew"]
     deskewed, X, y = model.members[1], tibetan.X[test], tibetan.y[test]
     on_straightened = np.mean(deskewed.predict(X) == y)
-    on_raw = np.mean(deskewed.predict(X, prepared=True) == y)  # skipping its deskew
+    on_raw = np.mean(deskewed.predict(Features(X, deskewed.inputs.signature)) == y)  # no deskew
     assert on_straightened > 0.8 and on_straightened > on_raw + 0.1  # it learnt deskewed images
     clf.save(str(tmp_path / "m.npz"))
     back = numeral.load_model(str(tmp_path / "m.npz"))
@@ -312,7 +314,8 @@ def test_orientation_networks_are_distorted_as_images_and_learn(
     assert seen and all(row.tobytes() in images for row in seen[0])  # gamma'd images, no planes
     X, y = tibetan.X[test], tibetan.y[test]
     assert np.mean(model.predict(X) == y) > 0.85
-    assert np.mean(model.predict(X, prepared=True) == y) < 0.5  # pixels are not its features
+    as_planes = Features(X, model.inputs.signature)  # the pixels taken for its planes
+    assert np.mean(model.predict(as_planes) == y) < 0.5
     clf.save(str(tmp_path / "m.npz"))
     back = numeral.load_model(str(tmp_path / "m.npz"))
     np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
@@ -527,6 +530,37 @@ def test_a_committee_member_is_one_table_of_overrides_however_it_is_written() ->
     assert member_config(tables, 1).input_transform == "orientation"
     plain = load_config("baseline")
     assert member_config(plain, 1) is plain  # nothing to change: the config itself
+
+
+def test_study_variants_sweep_trials_and_members_are_made_by_one_function(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """config.variant is the one place a config is varied: a [study] variant, a sweep's
+    trial and a committee member all go through it, and its error names where it came from."""
+    from numeral.train import config as config_module
+    from numeral.train.sweep.plan import plan
+
+    studied = load_config("baseline", ["study={wide={hidden=[64]}, slow={lr=0.001}}"])
+    one = config_module.variant(studied, {"hidden": [64]}, "here")
+    assert one.hidden == [64] and one.study == {} and studied.study  # one run, no study
+    with pytest.raises(ConfigError, match=r"key .lr. \(here\): must be > 0"):
+        config_module.variant(studied, {"lr": -1.0}, "here")
+    base, committee_of_one = load_config("baseline"), load_config("baseline",
+                                                                  ["members=[{lr=0.01}]"])
+    made: list[str] = []
+    real = config_module.variant
+
+    def spy(c: object, overrides: dict[str, object], origin: str = "config") -> object:
+        made.append(origin)
+        return real(c, overrides, origin)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(config_module, "variant", spy)
+    monkeypatch.setattr(importlib.import_module("numeral.train.sweep.plan"), "variant", spy)
+    config_module.validate(studied, "my.toml")
+    plan(base, grid=[("lr", [0.1, 0.2])])
+    assert config_module.member_config(committee_of_one, 0).lr == 0.01
+    assert made == ["my.toml, study variant 'wide'", "my.toml, study variant 'slow'",
+                    "sweep trial lr=0.1-seed0", "sweep trial lr=0.2-seed0",
+                    "config, member 1"]
 
 
 def test_the_trainer_builds_an_mlp_from_its_layer_list_as_the_mlp_constructor_does() -> None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from numeral.nn.errors import InputError
 from numeral.nn.files import save_model
-from numeral.nn.inputs import Signature
+from numeral.nn.inputs import Features, Signature
 from numeral.nn.network import Network
 
 
@@ -36,15 +36,15 @@ class Ensemble:
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Mean of the members' class probabilities. Members whose inputs read X alike (the
-        same ``net.inputs.signature``) share one ``net.inputs(X)``."""
-        prepared: dict[Signature, np.ndarray] = {}
+        same ``net.inputs.signature``) share one ``net.inputs.prepare(X)``."""
+        features: dict[Signature, Features] = {}
         for net in self.members:
-            if net.inputs.signature not in prepared:
-                prepared[net.inputs.signature] = net.inputs(X)
+            if net.inputs.signature not in features:
+                features[net.inputs.signature] = net.inputs.prepare(X)
         first, *others = self.members
-        total = first.predict_proba(prepared[first.inputs.signature], prepared=True)
+        total = first.predict_proba(features[first.inputs.signature])
         for net in others:
-            total += net.predict_proba(prepared[net.inputs.signature], prepared=True)
+            total += net.predict_proba(features[net.inputs.signature])
         total /= len(self.members)
         return total
 

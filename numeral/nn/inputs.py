@@ -46,13 +46,16 @@ A network holds its transforms (the classes of :mod:`numeral.nn.layers.transform
 
 ``net.inputs(X)`` is both steps; ``net.inputs.shape`` is one sample as the first layer reads
 it; ``net.inputs.signature`` is equal for networks that read X alike (a key for caches).
+``net.inputs.prepare(X)`` is ``net.inputs(X)`` with that signature attached
+(:class:`Features`): the prediction methods take it in place of X and skip the transforms,
+which is how a committee or the trainer reuses one transformed array for many networks.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
@@ -63,6 +66,15 @@ INPUT_TRANSFORMS = ("none", "deskew", "orientation")
 Shape = tuple[int, ...]
 # what Inputs.__call__ depends on: the transforms' layer strings, X's width, the dtype
 Signature = tuple[tuple[str, ...], int, str]
+
+
+class Features(NamedTuple):
+    """Rows of what a network's first layer reads (``values``, flat), made by inputs of
+    ``signature``. A network's prediction methods take them in place of X: they check the
+    signature is their own and skip the transforms."""
+
+    values: np.ndarray
+    signature: Signature
 
 
 class Transform(Protocol):
@@ -152,6 +164,23 @@ class Inputs:
     def __call__(self, X: Any) -> np.ndarray:
         """X as the first layer reads it: ``features(images(X))``."""
         return self.features(self.images(X))
+
+    def prepare(self, X: Any) -> Features:
+        """``self(X)`` marked as made by these inputs: what a network whose inputs have this
+        signature reads without transforming again."""
+        return Features(self(X), self.signature)
+
+    def check_features(self, features: Features) -> np.ndarray:
+        """The values of ``features`` if inputs like these made them (the same signature) and
+        they are rows of ``shape``, else InputError saying what made them."""
+        if features.signature != self.signature:
+            made = ", ".join(features.signature[0]) or "no transforms"
+            raise InputError(f"these features were made by inputs of {made} from "
+                             f"{features.signature[1]} values; this network's inputs are "
+                             f"{', '.join(self.specs) or 'no transforms'} from {self.size}: "
+                             "pass the images instead")
+        X, _ = check_inputs(features.values, n_features=math.prod(self.shape), dtype=self.dtype)
+        return X
 
     def __repr__(self) -> str:
         steps = ", ".join(self.specs) or "none"

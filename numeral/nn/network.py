@@ -45,7 +45,7 @@ from numeral.nn.constraints import check
 from numeral.nn.errors import InputError, ModelFileError
 from numeral.nn.files import one_line, read_model_file, save_model
 from numeral.nn.init import INITIALISERS
-from numeral.nn.inputs import Inputs, Signature
+from numeral.nn.inputs import Features, Inputs, Signature
 from numeral.nn.layers import (
     Activation,
     Conv2D,
@@ -179,8 +179,9 @@ class Network:
     ``net.inputs`` (:class:`~numeral.nn.inputs.Inputs`) holds the fixed input transforms,
     ``net.body`` the layers that learn, ``net.layers`` both in one list (the transforms
     first: how the network is written and saved). The prediction methods take X as given and
-    send it through ``net.inputs`` themselves (``prepared=True``: X is ``net.inputs(X)``
-    already); :meth:`compute_gradients_`, the training step, takes ``net.inputs(X)``.
+    send it through ``net.inputs`` themselves, or take ``net.inputs.prepare(X)``
+    (:class:`~numeral.nn.inputs.Features`) and skip that; :meth:`compute_gradients_`, the
+    training step, takes ``net.inputs(X)``.
 
     Parameters (the multi-layer perceptron shorthand, see :func:`mlp_layers`)
     ----------
@@ -437,10 +438,24 @@ class Network:
     # ------------------------------------------------------------ validation
     def check_inputs(self, X: Any, y: Any = None, *,
                      prepared: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """:func:`check_inputs` for this network's input width (``prepared``: of
-        ``net.inputs(X)``, what the first layer reads), classes and dtype."""
+        """:func:`check_inputs` for this network's input width, classes and dtype.
+        (``prepared=True``, deprecated: for rows of ``net.inputs(X)``; use
+        ``net.inputs.check_features``.)"""
+        if prepared:
+            _deprecated("check_inputs(X, prepared=True)", "net.inputs.check_features")
         width = math.prod(self.inputs.shape) if prepared else self.input_size
         return check_inputs(X, y, n_features=width, n_classes=self.n_classes, dtype=self.dtype)
+
+    def _first_layer_input(self, X: Any, prepared: bool = False) -> np.ndarray:
+        """What the first layer reads of X: ``net.inputs(X)``, or the values of X when it is
+        :class:`~numeral.nn.inputs.Features` of this network's inputs. (``prepared=True``,
+        deprecated: X is ``net.inputs(X)`` already.)"""
+        if prepared:
+            _deprecated("prepared=True", "net.inputs.prepare(X) in place of X")
+            X = Features(np.asarray(X), self.inputs.signature)
+        if isinstance(X, Features):
+            return self.inputs.check_features(X)
+        return self.inputs(X)
 
     # --------------------------------------------------------------- forward
     def _workspace(self, n: int, train: bool) -> _Workspace:
@@ -518,7 +533,8 @@ class Network:
         unless ``dropout_seed`` is given (then its mask is reproducible).
         """
         X_prep = self.inputs(X)
-        _, y_int = self.check_inputs(X_prep, y, prepared=True)
+        _, y_int = check_inputs(X_prep, y, n_features=math.prod(self.inputs.shape),
+                                n_classes=self.n_classes, dtype=self.dtype)
         assert y_int is not None
         for name, value in (("l1", l1), ("l2", l2)):
             check(name, value)
@@ -534,9 +550,9 @@ class Network:
                   keep: Sequence[int] = ()) -> tuple[np.ndarray, list[np.ndarray]]:
         """The logits of X in evaluation mode, and the outputs of the layers ``keep`` (indices
         into ``layers``) flattened per sample. Chunk by chunk, each with fresh buffers (safe
-        across threads), of 4096 samples, or 256 for networks with image layers. The one
-        place ``prepared`` is read: whether X went through ``net.inputs`` already."""
-        X = self.check_inputs(X, prepared=True)[0] if prepared else self.inputs(X)
+        across threads), of 4096 samples, or 256 for networks with image layers. X: images,
+        or :class:`~numeral.nn.inputs.Features` of this network's inputs."""
+        X = self._first_layer_input(X, prepared)
         chunk = 256 if any(layer.needs_image for layer in self.body) else 4096
         logits = [np.empty((0, self.n_classes), self.dtype)]
         layers, lead = self.layers, len(self.inputs.transforms)

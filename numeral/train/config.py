@@ -232,14 +232,20 @@ def validate(c: Config, origin: str = "config") -> None:
         if overrides.get("study"):  # else variants of variants, each validated: unbounded work
             raise ConfigError(f"study variant {name!r} ({origin}) sets 'study': a variant is "
                               "one run, it cannot hold a study of its own")
-        from_dict({**{k: v for k, v in c.to_dict().items() if k != "study"}, **overrides},
-                  origin=f"{origin}, study variant {name!r}")
+        variant(c, overrides, f"{origin}, study variant {name!r}")
 
 
 # keys that hold for a whole run, not one member of its committee
 RUN_KEYS = frozenset(("name", "description", "split", "test_fraction", "split_seed",
                       "val_fraction", "ensemble", "seed", "members", "study",
                       "train_metrics_sample", "snapshot_epochs", "latent_layer"))
+
+
+def variant(c: Config, overrides: dict[str, Any], origin: str = "config") -> Config:
+    """``c`` with ``overrides`` applied, checked: the one way a variation of a config is made,
+    whether it is a ``[study]`` variant, a sweep's trial or a committee member. A variant is
+    one run: ``c``'s own study is not carried over (nor, for a member, its committee)."""
+    return from_dict({**c.to_dict(), "study": {}, **overrides}, origin=origin)
 
 
 def member_overrides(c: Config, member: int) -> dict[str, Any]:
@@ -268,7 +274,7 @@ def member_config(c: Config, member: int, origin: str = "config") -> Config:
     if not overrides:
         return c
     where = f"{origin}, member {member % len(c.members) + 1}" if c.members else origin
-    return from_dict({**c.to_dict(), **overrides, "members": [], "study": {}}, origin=where)
+    return variant(c, {**overrides, "members": []}, where)
 
 
 def with_epochs(c: Config, epochs: int) -> Config:

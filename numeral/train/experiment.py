@@ -48,7 +48,7 @@ from numeral.errors import ConfigError, DataError
 from numeral.nn import Ensemble, Network
 from numeral.nn.files import atomic_write, write_npz
 from numeral.rundir import read_metrics, write_json  # noqa: F401  (read_metrics: the old path)
-from numeral.train.config import Config, from_dict, load_config, write_config
+from numeral.train.config import Config, load_config, variant, write_config
 from numeral.train.loop import Split, Trainer, TrainResult
 from numeral.train.metrics import evaluation
 from numeral.train.watch import Observer
@@ -313,13 +313,12 @@ def write_results(
 
 def run_study(config: Config, source: DataSource, out: Path, *, progress: bool, log: Log) -> Path:
     """Train every variant of ``config.study`` into ``out/<variant>`` and compare them."""
-    base = {k: v for k, v in config.to_dict().items() if k != "study"}
     runs = []
     for name, overrides in config.study.items():
-        variant = from_dict({**base, **overrides, "name": f"{config.name}-{name}"},
-                            origin=f"study variant {name!r}")
+        one = variant(config, {**overrides, "name": f"{config.name}-{name}"},
+                      f"study variant {name!r}")
         log(f"--- study variant {name} ---")
-        run_experiment(variant, source, out / name, progress=progress, log=log)
+        run_experiment(one, source, out / name, progress=progress, log=log)
         runs.append(out / name)
     write_config(config, out / "config.toml")
     from numeral.report import build_comparison

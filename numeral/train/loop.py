@@ -30,8 +30,8 @@ from numeral.data.augment import Augmentation, Augmenter
 from numeral.errors import ConfigError
 from numeral.nn import DivergenceError, Ensemble, Network, Optimizer, learning_rate
 from numeral.nn.files import write_npz
+from numeral.nn.inputs import Features, Signature
 from numeral.nn.losses import softmax
-from numeral.nn.network import Signature
 from numeral.train.config import Config, member_config, network_layers
 from numeral.train.metrics import cross_entropy
 from numeral.train.watch import EpochCallback, Observer, hidden_histogram, principal_2d
@@ -158,6 +158,10 @@ class Trainer:
         if key not in self._prepared:  # the same array where the features are the images
             self._prepared[key] = net.inputs.features(self._images[key])
         return self._prepared[key]
+
+    def features(self, split: Split, net: Network) -> Features:
+        """:meth:`inputs` marked as ``net.inputs``' own, for the prediction methods."""
+        return Features(self.inputs(split, net), net.inputs.signature)
 
     # ------------------------------------------------------------ building
     def new_network(self, member: int) -> Network:
@@ -312,7 +316,7 @@ class Trainer:
         row: dict[str, float] = {"epoch": epoch}
         for name, split in (("train", self.train_metrics), ("test", self.test), ("val", self.val)):
             if split is not None:
-                proba = softmax(net.logits(self.inputs(split, net), prepared=True))
+                proba = softmax(net.logits(self.features(split, net)))
                 row[f"{name}_loss"] = cross_entropy(proba, split.y)
                 row[f"{name}_error"] = float(np.mean(np.argmax(proba, 1) != split.y))
         row.update(seconds=round(seconds, 3), lr=lr, member=member)
@@ -334,7 +338,7 @@ class Trainer:
         learning-curve sample (computed once per member, also on resume)."""
         if member not in self._start_losses:
             net = self.new_network(member)
-            proba = softmax(net.logits(self.inputs(self.train_metrics, net), prepared=True))
+            proba = softmax(net.logits(self.features(self.train_metrics, net)))
             untrained = cross_entropy(proba, self.train_metrics.y)
             self._start_losses[member] = max(math.log(self.n_classes), untrained)
         return self._start_losses[member]
@@ -364,15 +368,15 @@ class Trainer:
         """Latent features (2-D) of every training sample and histograms of each hidden
         layer's activations, at this epoch (of every 1 in k training samples when the hidden
         layers hold more than HIST_VALUES values per sample, as convolutions' do)."""
-        X = self.inputs(self.train, net)
+        X = self.features(self.train, net)
         widths = [math.prod(net.layers[i].out_shape) for i in net.hidden_layers]
         if not widths:
             return
         layer = self.config.latent_layer % len(widths)
-        step = max(1, len(X) * sum(widths) // HIST_VALUES)  # histograms: every step-th sample
-        hidden = net.hidden_activations(X[::step], prepared=True)
+        step = max(1, len(X.values) * sum(widths) // HIST_VALUES)  # histograms: 1 in step
+        hidden = net.hidden_activations(X._replace(values=X.values[::step]))
         chosen = (hidden[layer] if step == 1 else  # the latent figure shows every sample
-                  net.hidden_activations(X, prepared=True, which=[layer])[0]).astype(np.float64)
+                  net.hidden_activations(X, which=[layer])[0]).astype(np.float64)
         latent, basis = principal_2d(chosen, self.snapshots.get("latent_basis"))
         self.snapshots["latent_basis"] = basis  # the next snapshot keeps its directions
         self.snapshots[f"latent_{epoch}"] = latent.astype(np.float32)

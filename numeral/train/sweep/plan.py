@@ -15,7 +15,7 @@ import numpy as np
 
 from numeral.errors import ConfigError, NumeralError
 from numeral.nn.files import atomic_write
-from numeral.train.config import Config, from_dict
+from numeral.train.config import Config, from_dict, variant
 from numeral.train.sweep.grammar import Draw, parse_grid, parse_random, parse_variant, setting_name
 
 METRICS = ("val_error", "val_loss")
@@ -59,8 +59,8 @@ def plan(base: Config, *, variants: Sequence[tuple[str, dict[str, Any]]] = (),
         settings = {**fixed, **dict(zip(keys, combo, strict=True)), **drawn}
         name = setting_name(label, settings, shown)
         for seed in range(seeds):
-            config = trial_config(base, settings, base.seed + seed)
-            from_dict(config, origin=f"sweep trial {name}-seed{seed}")
+            variant(base, trial_config(base, settings, base.seed + seed),
+                    f"sweep trial {name}-seed{seed}")
             out.append(Trial(name, settings, base.seed + seed))
     names = Counter(t.name for t in out)
     if max(names.values()) > 1:
