@@ -108,6 +108,7 @@ async def load(port: int, clients: int, interval: float, seconds: float) -> dict
     elapsed = time.perf_counter() - started
     ms = sorted(1e3 * x for x in latencies)
     return {"requests": len(ms), "errors": len(errors), "rps": len(ms) / elapsed,
+            "seconds": elapsed,
             "p50": statistics.median(ms), "p99": ms[int(0.99 * (len(ms) - 1))]}
 
 
@@ -197,6 +198,7 @@ def main() -> None:
                         help="photos to /api/read beside canvases and health checks")
     parser.add_argument("--photo-mb", type=float, default=10.0)
     parser.add_argument("--photos-each", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
     args = parser.parse_args()
     if args.crowd:
         photo = phone_photo(args.photo_mb)
@@ -216,16 +218,19 @@ def main() -> None:
               f"{r['health_p99']:.1f} ms, max {r['health_max']:.1f} ms")
         print(f"  server memory: {idle:.0f} MB at rest, peak {peak:.0f} MB")
         return
-    with local_server(args.model) as url:
+    with local_server(args.model, workers=args.workers) as url:
         port = int(url.rsplit(":", 1)[1])
         asyncio.run(load(port, 4, 0.0, 1.0))  # warm up
         print(f"POST /api/predict, 280x280 PNG canvas, {args.clients} clients, "
-              f"{os.cpu_count()} cores, one uvicorn process")
+              f"{os.cpu_count()} cores, {args.workers} uvicorn process(es)")
         for name, interval in (("paced", args.interval), ("saturated", 0.0)):
+            cpu = time.process_time()
             r = asyncio.run(load(port, args.clients, interval, args.seconds))
             pace = f"1 request / {interval:g} s each" if interval else "back to back"
+            own = (time.process_time() - cpu) / r["seconds"]  # the load generator's share
             print(f"{name:>9} ({pace}): {r['rps']:.0f} req/s, p50 {r['p50']:.1f} ms, "
-                  f"p99 {r['p99']:.1f} ms, {r['requests']} requests, {r['errors']} errors")
+                  f"p99 {r['p99']:.1f} ms, {r['requests']} requests, {r['errors']} errors; "
+                  f"the load generator used {own:.0%} of a core")
 
 
 if __name__ == "__main__":

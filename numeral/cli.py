@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model file or shipped name (default: tibetan, the shipped model)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes serving the model (default 1; one per core for a crowd)")
     return parser
 
 
@@ -435,7 +437,7 @@ def _committees(sweep: Any, folders: list[Path], mixes: list[str], hard: Path | 
 def cmd_serve(args: argparse.Namespace) -> int:
     from numeral.serve import serve
 
-    serve(args.model, host=args.host, port=args.port)
+    serve(args.model, host=args.host, port=args.port, workers=args.workers)
     return 0
 
 

@@ -63,13 +63,20 @@ class Recognizer:
         image28, reason = self.prepare(source, name)
         return Recognition.nothing(reason) if reason else self.recognition_of_image(image28)
 
-    def recognition_of_image(self, image28: np.ndarray) -> Recognition:
-        """The :class:`Recognition` of one 28x28 input (white numeral on black); an image whose
-        values span under BLANK_RANGE holds no numeral."""
-        if int(np.ptp(image28)) < BLANK_RANGE:
+    def probabilities(self, inputs: np.ndarray) -> np.ndarray:
+        """The model's class probabilities (n, classes) for 28x28 inputs (n, 28, 28)."""
+        return self.model.predict_proba(vectorize(inputs))
+
+    def recognition_of_image(self, image28: np.ndarray,
+                             proba: np.ndarray | None = None) -> Recognition:
+        """The :class:`Recognition` of one 28x28 input (white numeral on black), from the
+        model's ``proba`` for it when given (a server computes many in one batch); an
+        input whose values span under BLANK_RANGE holds no numeral."""
+        if is_blank(image28):
             return Recognition.nothing("no numeral found: the image is blank")
-        proba = self.model.predict_proba(vectorize(image28[None]))[0].astype(float)
-        return Recognition.of(proba, self.class_names)
+        if proba is None:
+            proba = self.probabilities(image28[None])[0]
+        return Recognition.of(proba.astype(float), self.class_names)
 
     def recognize(self, source: Any, name: str = "image") -> dict[str, Any]:
         """:meth:`recognition` as the JSON the API serves."""
@@ -81,6 +88,11 @@ class Recognizer:
 
     def recognize_file(self, path: str | Path) -> dict[str, Any]:
         return {"image": str(path), **self.recognize(Path(path))}
+
+
+def is_blank(image28: np.ndarray) -> bool:
+    """Whether a 28x28 input holds no numeral: its values span under BLANK_RANGE."""
+    return int(np.ptp(image28)) < BLANK_RANGE
 
 
 def nothing_found(reason: str) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from numeral.data import Preprocessing, vectorize
+from numeral.data import Preprocessing
 from numeral.data.preprocess import (
     MIN_CONTRAST,
     decode_grey,
@@ -299,10 +299,14 @@ def trimmed(region: np.ndarray, x: int, y: int) -> Piece:
 class NumberReader:
     """Reads the numerals on one line of an image with a recognizer's model."""
 
-    def __init__(self, recognizer: Recognizer | Network | Ensemble) -> None:
+    def __init__(self, recognizer: Recognizer | Network | Ensemble,
+                 probabilities: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        """``probabilities`` (28x28 inputs -> class probabilities) replaces the recognizer's
+        own: a server passes one that batches the numerals of concurrent requests."""
         if not isinstance(recognizer, Recognizer):
             recognizer = Recognizer(recognizer)  # a bare model: its own preprocessing
         self.recognizer = recognizer
+        self.probabilities = probabilities or recognizer.probabilities
         self.params = Preprocessing(**{**recognizer.preprocessing.to_dict(), "invert": "no"})
         names = recognizer.class_names
         self.tibetan = names == [str(i) for i in range(10)]
@@ -312,7 +316,7 @@ class NumberReader:
         if not pieces:
             return np.zeros(0)
         inputs = np.stack([grey_to_input(p.ink, self.params) for p in pieces])
-        proba = self.recognizer.model.predict_proba(vectorize(inputs))
+        proba = self.probabilities(inputs)
         return np.log(np.clip(proba.max(axis=1), 1e-12, None)).astype(np.float64)
 
     def reading(self, source: Any, name: str = "image") -> Reading:
@@ -333,7 +337,7 @@ class NumberReader:
         if not pieces:
             return Reading("", [], 0.0, reason, size, "" if self.tibetan else None)
         inputs = np.stack([grey_to_input(p.ink, self.params) for p in pieces])
-        proba = self.recognizer.model.predict_proba(vectorize(inputs)).astype(float)
+        proba = self.probabilities(inputs).astype(float)
         names = self.recognizer.class_names
         digits = []
         for piece, p in zip(pieces, proba, strict=True):

@@ -16,6 +16,11 @@ Every bad request gets a 4xx with ``{"error": "..."}``; a request body over
 memory at once and the decoding and recognition run on worker threads, so a crowd sending
 photos neither exhausts memory nor slows ``/api/health`` or the canvases (:class:`Lanes`); a
 photo kept waiting over ``QUEUE_SECONDS`` gets 503 with Retry-After.
+
+The numerals of concurrent requests (canvases, and the numerals found in photos) go through
+the network together (:mod:`numeral.serve.batch`). Under overload the server sheds load: over
+``MAX_IN_FLIGHT`` requests in progress, or over ``MAX_QUEUED`` numerals waiting for the
+network, a new request gets 503 with Retry-After at once; ``/api/health`` is never refused.
 """
 
 from __future__ import annotations
@@ -39,14 +44,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from numeral.data import DataError
 from numeral.nn import Ensemble
-from numeral.predict import Recognizer, nothing_found
+from numeral.predict import Recognizer, is_blank, nothing_found
 from numeral.read import NumberReader
+from numeral.serve.batch import Batcher, Overloaded
 
 MAX_BODY_BYTES = 40 * 1024 * 1024  # phones' photos: 3-15 MB at 12-50 megapixels, 25 at 200
 MAX_UPLOADS = 8  # photos whose bodies are in memory at once; the others wait their turn
 SMALL_BODY = 1024 * 1024  # bytes: a canvas or a crop, which never waits behind photos
 QUEUE_SECONDS = 30.0  # a request that waits longer for its turn gets 503 and Retry-After
 CPU_THREADS = os.cpu_count() or 1  # threads that decode and recognise (NumPy frees the GIL)
+MAX_IN_FLIGHT = 512  # requests in progress in one server process; more get 503 at once
+MAX_QUEUED = 1024  # numerals waiting for the network; more get 503 at once
+MAX_BATCH = 64  # numerals the network reads in one call
+INLINE_BATCH = 2  # a batch this small runs on the event loop, not on a worker thread
+RETRY_AFTER = "1"  # seconds, for a request refused under overload
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp",
                "application/octet-stream")
 
@@ -143,12 +154,28 @@ def create_app(model_path: str | Path) -> FastAPI:
 
     path = resolve_model(model_path)
     recognizer = Recognizer.from_file(path)  # a missing or corrupt file fails here
-    reader = NumberReader(recognizer)
+    batcher = Batcher(recognizer.probabilities, max_batch=MAX_BATCH, max_queue=MAX_QUEUED,
+                      inline=INLINE_BATCH)
     info = model_info(recognizer, path)
     exemplars = recognizer.meta.get("exemplars") or []
     lanes = Lanes()
     app = FastAPI(title="numeral", version="1", summary="Recognise handwritten numerals",
                   description="A NumPy network trained by hand-written back-propagation.")
+    app.add_middleware(ShedLoad, limit=MAX_IN_FLIGHT)
+
+    async def network(inputs: np.ndarray) -> np.ndarray:
+        try:
+            return await batcher(inputs)
+        except Overloaded as exc:
+            raise BadRequest(503, f"the server is busy ({exc}); try again shortly",
+                             headers={"Retry-After": RETRY_AFTER}) from None
+
+    def batched(inputs: np.ndarray) -> np.ndarray:
+        """The batcher's probabilities, asked from a worker thread (the reader's)."""
+        assert lanes.loop is not None
+        return asyncio.run_coroutine_threadsafe(network(inputs), lanes.loop).result()
+
+    reader = NumberReader(recognizer, probabilities=batched)
 
     @app.exception_handler(BadRequest)
     async def bad_request(request: Request, exc: BadRequest) -> JSONResponse:
@@ -181,17 +208,23 @@ def create_app(model_path: str | Path) -> FastAPI:
         return {**info, "reference": exemplars}
 
     @app.post("/api/predict", openapi_extra=PREDICT_OPENAPI)
-    async def predict(request: Request) -> dict[str, Any]:
+    async def predict(request: Request) -> JSONResponse:
         async with lanes.admitted(request) as on_cpu:
             content = await request_image(request, allow_json=True)
-            result, image28 = await on_cpu(recognize_content, content, recognizer)
-        return {**result, "input": image28.tolist(), "model": info}
+            image28, reason = await on_cpu(input_of, content, recognizer)
+        if reason:
+            result = nothing_found(reason)
+        else:
+            proba = None if is_blank(image28) else (await network(image28[None]))[0]
+            result = recognizer.recognition_of_image(image28, proba).to_dict()
+        return JSONResponse({**result, "input": image28.tolist(), "model": info})
 
     @app.post("/api/read", openapi_extra=READ_OPENAPI)
-    async def read(request: Request) -> dict[str, Any]:
+    async def read(request: Request) -> JSONResponse:
         async with lanes.admitted(request) as on_cpu:
             data = await request_image(request, allow_json=False)
-            return await on_cpu(read_upload, data, reader)
+            # on a thread always: its numerals wait for the batcher on the event loop
+            return JSONResponse(await on_cpu(read_upload, data, reader, thread=True))
 
     return app
 
@@ -223,13 +256,13 @@ class Lanes:
         declared = request.headers.get("content-length", "")
         large = not declared.isdigit() or int(declared) > SMALL_BODY
 
-        async def on_cpu(work: Any, *args: Any) -> Any:
+        async def on_cpu(work: Any, *args: Any, thread: bool = False) -> Any:
             """``work(*args)``: a photo's on a worker thread; a canvas's here, a few
             milliseconds (less than the hand-over to a thread costs), unless photos are being
-            read: then on its own thread, so that health checks are not kept waiting behind
-            canvases and photos both. An image the decoder refuses is a 422."""
+            read (or ``thread``): then on its own thread, so that health checks are not kept
+            waiting behind canvases and photos both. An image the decoder refuses is a 422."""
             try:
-                if not large and not self.reading:
+                if not large and not self.reading and not thread:
                     return work(*args)
                 limiter = self.photos if large else self.canvases
                 return await anyio.to_thread.run_sync(lambda: work(*args), limiter=limiter)
@@ -253,15 +286,37 @@ class Lanes:
             self.uploads.release()
 
 
-def recognize_content(content: bytes | np.ndarray, recognizer: Recognizer
-                      ) -> tuple[dict[str, Any], np.ndarray]:
-    """The answer and the 28x28 input it was read from. JSON pixels are the input already
-    (recognize_image says when a drawn canvas is blank)."""
+def input_of(content: bytes | np.ndarray, recognizer: Recognizer
+             ) -> tuple[np.ndarray, str | None]:
+    """The 28x28 input an upload gives, and why it holds no numeral (None when it has ink).
+    JSON pixels are the input already (the recognition says when a drawn canvas is blank)."""
     if isinstance(content, np.ndarray):
-        image28, reason = content, None
-    else:
-        image28, reason = recognizer.prepare(content, "the uploaded file")
-    return (nothing_found(reason) if reason else recognizer.recognize_image(image28)), image28
+        return content, None
+    return recognizer.prepare(content, "the uploaded file")
+
+
+class ShedLoad:
+    """ASGI middleware: over ``limit`` requests in progress, a new one gets 503 with
+    Retry-After at once instead of a place in an unbounded queue; /api/health always runs."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit, self.in_flight = app, limit, 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] == "/api/health":
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            refusal = JSONResponse(
+                {"error": f"the server is busy ({self.in_flight} requests in progress); try "
+                          "again shortly"}, status_code=503, headers={"Retry-After": RETRY_AFTER})
+            await refusal(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
 
 
 def read_upload(data: bytes, reader: NumberReader) -> dict[str, Any]:

@@ -22,21 +22,22 @@ def free_port() -> int:
 
 
 @contextmanager
-def local_server(model_path: str | Path, timeout: float = 30.0) -> Iterator[str]:
-    """Start the server for ``model_path``, wait until /api/health answers, yield its URL;
-    stop it on exit."""
-    with local_server_process(model_path, timeout) as (url, _):
+def local_server(model_path: str | Path, timeout: float = 30.0, workers: int = 1
+                 ) -> Iterator[str]:
+    """Start the server for ``model_path`` (in ``workers`` processes), wait until /api/health
+    answers, yield its URL; stop it on exit."""
+    with local_server_process(model_path, timeout, workers) as (url, _):
         yield url
 
 
 @contextmanager
-def local_server_process(model_path: str | Path, timeout: float = 30.0
+def local_server_process(model_path: str | Path, timeout: float = 30.0, workers: int = 1
                          ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """:func:`local_server`, yielding the server's process too (to measure its memory)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen([sys.executable, "-m", "numeral.cli", "serve", str(model_path),
-                                "--port", str(port)])
+                                "--port", str(port), "--workers", str(workers)])
     try:
         deadline = time.monotonic() + timeout
         while True:
