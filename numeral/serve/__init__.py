@@ -30,11 +30,15 @@ def serve(model_path: str | Path, host: str = "127.0.0.1", port: int = 8000,
 
     if workers < 1:
         raise InputError(f"--workers {workers}: give 1 or more (processes serving the model)")
-    create_app(model_path)  # a missing or corrupt model fails here, before any worker starts
-    print(f"numeral: serving {model_path} on http://{host}:{port}/ in {workers} "
-          f"process{'es' if workers > 1 else ''}  (Ctrl-C stops)", flush=True)
     os.environ[MODEL_VARIABLE] = str(model_path)
     os.environ[WORKERS_VARIABLE] = str(workers)
+    app = app_from_environment()  # a missing or corrupt model fails here, before any worker
+    print(f"numeral: serving {model_path} on http://{host}:{port}/ in {workers} "
+          f"process{'es' if workers > 1 else ''}  (Ctrl-C stops)", flush=True)
+    if workers == 1:  # this process serves the app it made
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+        return
+    del app  # each worker process makes its own
     uvicorn.run("numeral.serve:app_from_environment", factory=True, host=host, port=port,
                 workers=workers, log_level="warning")
 

@@ -56,7 +56,7 @@ CPU_THREADS = os.cpu_count() or 1  # threads that decode and recognise (NumPy fr
 MAX_IN_FLIGHT = 512  # requests in progress in one server process; more get 503 at once
 MAX_QUEUED = 1024  # numerals waiting for the network; more get 503 at once
 MAX_BATCH = 64  # numerals the network reads in one call
-INLINE_BATCH = 2  # a batch this small runs on the event loop, not on a worker thread
+INLINE_BATCH = 2  # a batch this small runs on the event loop (unless photos are being read)
 RETRY_AFTER = "1"  # seconds, for a request refused under overload
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/bmp", "image/gif", "image/webp",
                "application/octet-stream")
@@ -155,7 +155,7 @@ def create_app(model_path: str | Path) -> FastAPI:
     path = resolve_model(model_path)
     recognizer = Recognizer.from_file(path)  # a missing or corrupt file fails here
     batcher = Batcher(recognizer.probabilities, max_batch=MAX_BATCH, max_queue=MAX_QUEUED,
-                      inline=INLINE_BATCH)
+                      inline=lambda size: size <= INLINE_BATCH and not lanes.reading)
     info = model_info(recognizer, path)
     exemplars = recognizer.meta.get("exemplars") or []
     lanes = Lanes()
@@ -240,6 +240,7 @@ class Lanes:
 
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.reading = 0  # photos admitted and not yet answered
 
     def _bind(self) -> None:  # asyncio's primitives belong to the loop that made them
         loop = asyncio.get_running_loop()

@@ -33,9 +33,10 @@ class Batcher:
     """Runs ``model(inputs)`` -> one row per input over the inputs of concurrent callers."""
 
     def __init__(self, model: Callable[[np.ndarray], np.ndarray], *, max_batch: int = 64,
-                 max_wait: float = 0.0, max_queue: int = 1024, inline: int = 0) -> None:
+                 max_wait: float = 0.0, max_queue: int = 1024,
+                 inline: Callable[[int], bool] = lambda size: False) -> None:
         self.model = model
-        self.inline = inline  # batches of at most this many inputs run on the event loop
+        self.inline = inline  # whether a batch of this size runs on the event loop
         self.max_batch, self.max_wait, self.max_queue = max_batch, max_wait, max_queue
         self.waiting: deque[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = deque()
         self.queued = 0  # inputs waiting, over all requests
@@ -69,7 +70,7 @@ class Batcher:
             batch = np.concatenate([inputs for inputs, _ in taken])
             self.batches = [*self.batches[-999:], size]
             try:
-                if size <= self.inline:  # a lone request: the hand-over would cost more
+                if self.inline(size):  # a lone request: the hand-over would cost more
                     rows = self.model(batch)
                 else:
                     rows = await anyio.to_thread.run_sync(self.model, batch)
