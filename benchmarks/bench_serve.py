@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import io
+import json
 import os
 import statistics
 import sys
@@ -97,14 +98,24 @@ async def client(port: int, body: bytes, interval: float, stop: float,
         writer.close()
 
 
-async def load(port: int, clients: int, interval: float, seconds: float) -> dict[str, float]:
-    body = canvas_png()
+def canvas_json() -> bytes:
+    """The canvas as the 28x28 input the page could send instead: {"pixels": rows}."""
+    from numeral.predict import Recognizer
+
+    image28, _ = Recognizer.from_file("tibetan").prepare(canvas_png(), "the canvas")
+    return json.dumps({"pixels": image28.tolist()}).encode()
+
+
+async def load(port: int, clients: int, interval: float, seconds: float,
+               as_json: bool = False) -> dict[str, float]:
+    body = canvas_json() if as_json else canvas_png()
+    kind = "application/json" if as_json else "image/png"
     latencies: list[float] = []
     errors: list[int] = []
     started = time.perf_counter()
     stop = started + seconds
-    await asyncio.gather(*(client(port, body, interval, stop, latencies, errors)
-                           for _ in range(clients)))
+    await asyncio.gather(*(client(port, body, interval, stop, latencies, errors,
+                                  content_type=kind) for _ in range(clients)))
     elapsed = time.perf_counter() - started
     ms = sorted(1e3 * x for x in latencies)
     return {"requests": len(ms), "errors": len(errors), "rps": len(ms) / elapsed,
@@ -199,6 +210,8 @@ def main() -> None:
     parser.add_argument("--photo-mb", type=float, default=10.0)
     parser.add_argument("--photos-each", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1, help="server processes")
+    parser.add_argument("--json", action="store_true",
+                        help="post the canvas's 28x28 input as JSON pixels instead of a PNG")
     args = parser.parse_args()
     if args.crowd:
         photo = phone_photo(args.photo_mb)
@@ -221,11 +234,12 @@ def main() -> None:
     with local_server(args.model, workers=args.workers) as url:
         port = int(url.rsplit(":", 1)[1])
         asyncio.run(load(port, 4, 0.0, 1.0))  # warm up
-        print(f"POST /api/predict, 280x280 PNG canvas, {args.clients} clients, "
+        sent = "28x28 JSON pixels" if args.json else "280x280 PNG canvas"
+        print(f"POST /api/predict, {sent}, {args.clients} clients, "
               f"{os.cpu_count()} cores, {args.workers} uvicorn process(es)")
         for name, interval in (("paced", args.interval), ("saturated", 0.0)):
             cpu = time.process_time()
-            r = asyncio.run(load(port, args.clients, interval, args.seconds))
+            r = asyncio.run(load(port, args.clients, interval, args.seconds, args.json))
             pace = f"1 request / {interval:g} s each" if interval else "back to back"
             own = (time.process_time() - cpu) / r["seconds"]  # the load generator's share
             print(f"{name:>9} ({pace}): {r['rps']:.0f} req/s, p50 {r['p50']:.1f} ms, "
