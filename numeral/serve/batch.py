@@ -7,8 +7,7 @@ is waiting, up to ``max_batch`` inputs, runs the model on them together on a wor
 (NumPy releases the GIL, so the event loop goes on reading and decoding requests meanwhile),
 and answers each request with its own rows. While one batch runs the next one gathers, so
 under load the batches grow by themselves and the network's cost per numeral falls (its
-matrix products get wider); a lone request waits for nobody. ``max_wait`` seconds, if set,
-holds a small batch back that long for company.
+matrix products get wider); a lone request waits for nobody.
 
 When over ``max_queue`` inputs already wait, a new request is refused with
 :class:`Overloaded` (the app answers 503 with Retry-After) rather than queued without bound.
@@ -19,7 +18,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 import anyio
 import numpy as np
@@ -33,15 +31,14 @@ class Batcher:
     """Runs ``model(inputs)`` -> one row per input over the inputs of concurrent callers."""
 
     def __init__(self, model: Callable[[np.ndarray], np.ndarray], *, max_batch: int = 64,
-                 max_wait: float = 0.0, max_queue: int = 1024,
-                 inline: Callable[[int], bool] = lambda size: False) -> None:
+                 max_queue: int = 1024, inline: Callable[[int], bool] = lambda size: False
+                 ) -> None:
         self.model = model
         self.inline = inline  # whether a batch of this size runs on the event loop
-        self.max_batch, self.max_wait, self.max_queue = max_batch, max_wait, max_queue
+        self.max_batch, self.max_queue = max_batch, max_queue
         self.waiting: deque[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = deque()
         self.queued = 0  # inputs waiting, over all requests
         self.running: asyncio.Task[None] | None = None
-        self.batches: list[int] = []  # the size of each batch run (the last 1000)
 
     async def __call__(self, inputs: np.ndarray) -> np.ndarray:
         """The model's rows for ``inputs`` (k, ...), computed in a batch with others'."""
@@ -57,8 +54,6 @@ class Batcher:
     async def _drain(self) -> None:
         """Run batches while inputs wait; each caller gets its rows or the model's error."""
         while self.waiting:
-            if self.max_wait and self.queued < self.max_batch:
-                await asyncio.sleep(self.max_wait)
             taken: list[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = []
             size = 0
             while self.waiting and (not taken or size + len(self.waiting[0][0])
@@ -68,7 +63,6 @@ class Batcher:
                 size += len(item[0])
             self.queued -= size
             batch = np.concatenate([inputs for inputs, _ in taken])
-            self.batches = [*self.batches[-999:], size]
             try:
                 if self.inline(size):  # a lone request: the hand-over would cost more
                     rows = self.model(batch)
@@ -84,9 +78,3 @@ class Batcher:
                 if not future.done():  # its request may have been cancelled
                     future.set_result(rows[start : start + len(inputs)])
                 start += len(inputs)
-
-    def stats(self) -> dict[str, Any]:
-        """How the batches have gone: how many ran, their mean size, the inputs waiting."""
-        sizes = self.batches
-        return {"batches": len(sizes), "mean_batch": float(np.mean(sizes)) if sizes else 0.0,
-                "waiting": self.queued}
