@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from numeral.nn import Network, Optimizer
 from numeral.nn.layers import Conv2D
+from numeral.train.cores import numeral_threads
 
 SIZES = [784, 512, 256, 10]
 # the reference CNN of the layered core's issue (numeral's `cnn` preset without dropout)
@@ -200,9 +201,19 @@ def torch_fns(X: np.ndarray, y: np.ndarray, order: np.ndarray, threads: int, kin
     return step, epoch, torch.__version__
 
 
-def measure(kind: str, repeats: int, epochs: int, threads: int) -> dict[str, float]:
+def measure(kind: str, repeats: int, epochs: int, threads: int,
+            own_threads: bool = True) -> dict[str, float]:
     """One measurement in this process: 'numeral', 'bare', 'pytorch', 'numeral-cnn' or
-    'pytorch-cnn'."""
+    'pytorch-cnn'. numeral runs on its own threads, as it trains (numeral_threads), unless
+    ``own_threads`` is False."""
+    if kind.startswith("numeral") and own_threads:
+        model = kind.split("-")[1] if "-" in kind else "mlp"
+        with numeral_threads(numeral_net(model)):
+            return measure_here(kind, repeats, epochs, threads)
+    return measure_here(kind, repeats, epochs, threads)
+
+
+def measure_here(kind: str, repeats: int, epochs: int, threads: int) -> dict[str, float]:
     rng = np.random.default_rng(0)
     X = rng.random((N_SAMPLES, 784), dtype=np.float32)
     y = rng.integers(0, 10, N_SAMPLES)
@@ -238,12 +249,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads (match BLAS)")
     parser.add_argument("--no-cnn", action="store_true", help="skip the CNN rows")
     parser.add_argument("--no-deep", action="store_true", help="skip the deeper CNN's step")
+    parser.add_argument("--blas-threads", action="store_true",
+                        help="numeral's CNNs on BLAS's own threads, not numeral_threads (as "
+                             "before 2026-12-04), for comparison")
     parser.add_argument("--measure", choices=["numeral", "bare", "gemm", "pytorch",
                                               "numeral-cnn", "pytorch-cnn", "numeral-deep",
                                               "pytorch-deep"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:  # a child process: print one JSON line
-        print(json.dumps(measure(args.measure, args.repeats, args.epochs, args.threads)))
+        print(json.dumps(measure(args.measure, args.repeats, args.epochs, args.threads,
+                                 own_threads=not args.blas_threads)))
         return
 
     deep = not (args.no_cnn or args.no_deep)
@@ -265,7 +280,8 @@ def main() -> None:
         for kind in kinds:
             out = subprocess.run(
                 [sys.executable, __file__, "--measure", kind, "--repeats", str(args.repeats),
-                 "--epochs", str(args.epochs), "--threads", str(args.threads)],
+                 "--epochs", str(args.epochs), "--threads", str(args.threads),
+                 *(["--blas-threads"] if args.blas_threads else [])],
                 check=True, capture_output=True, text=True,
             ).stdout
             results[kind].append(json.loads(out.strip().splitlines()[-1]))

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from numeral.nn import Network, parallel
+from numeral.nn import network as network_module
 from numeral.nn.layers import Conv2D, MaxPool2D
+from numeral.train.cores import numeral_threads
 
 # float64: the layouts sum the same products in another order, so they agree to rounding,
 # ~1e-13 relative for these sizes; a wrong column or a dropped offset is O(1).
@@ -72,26 +75,100 @@ def _plain_maxpool(x: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return y, dx
 
 
-def test_results_do_not_depend_on_the_thread_count():
-    """The element-wise parts run on any number of threads; each sample's values are the
-    same operations, so a whole training step is bit for bit the same."""
+@pytest.mark.parametrize("cut_products", [False, True])
+def test_results_do_not_depend_on_the_thread_count(monkeypatch, cut_products):
+    """The element-wise parts, and with cut products the matrix products too, run on any
+    number of threads; each sample's values (each product's element) are the same
+    operations, so a whole training step is bit for bit the same."""
     layers = ["conv 8 3", "relu", "maxpool 2", "conv 16 3", "relu", "maxpool 2", "flatten",
-              "dense 10"]
+              "dense 32", "relu", "dense 10"]
     rng = np.random.default_rng(0)
     X = rng.random((96, 784), dtype=np.float32)
     y = rng.integers(0, 10, 96)
     grads = []
-    saved = parallel.MIN_PART
-    try:
-        parallel.MIN_PART = 1  # cut even these small arrays
-        for count in (1, 2, 3):
-            parallel.set_threads(count)
-            net = Network.from_layers(layers, input_shape=(1, 28, 28), seed=0)
-            loss = net.compute_gradients_(X, y)
-            grads.append((loss, net.grad_flat.copy()))
-    finally:
-        parallel.set_threads(None)
-        parallel.MIN_PART = saved
+    cuts: list[int] = []
+    run = parallel._run
+
+    def counted(count: int, n: int, fn) -> None:
+        cuts.append(count)
+        run(count, n, fn)
+
+    monkeypatch.setattr(parallel, "_run", counted)
+    monkeypatch.setattr(parallel, "MIN_PART", 1)  # cut even these small arrays
+    monkeypatch.setattr(parallel, "MIN_PRODUCT", 1)
+    with threadpool_limits(1 if cut_products else None, user_api="blas"):
+        parallel.set_cut_products(cut_products)
+        try:
+            for count in (1, 2, 3):
+                parallel.set_threads(count)
+                net = Network.from_layers(layers, input_shape=(1, 28, 28), seed=0)
+                loss = net.compute_gradients_(X, y)
+                grads.append((loss, net.grad_flat.copy()))
+        finally:
+            parallel.set_threads(None)
+            parallel.set_cut_products(False)
+    # the 3-thread step's cuts: the element-wise ones, and with cut products 11 more: the
+    # per-image convolution's 2 (no dx for the first layer), the whole batch's 3, 3 a dense
+    assert cuts.count(3) == 15 + 11 * cut_products
     for loss, grad in grads[1:]:
         assert loss == grads[0][0]
         np.testing.assert_array_equal(grad, grads[0][1])
+
+
+def test_numeral_threads_cut_the_products_on_one_blas_thread():
+    """numeral_threads(): BLAS on one thread and the products cut while inside, as before
+    after; the gradients equal those of BLAS's own threads (float32 rounding of one
+    product, ~1e-7 relative: a reordered sum, not a changed one)."""
+    layers = ["conv 8 3", "relu", "maxpool 2", "flatten", "dense 10"]
+    rng = np.random.default_rng(1)
+    X = rng.random((64, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 64)
+    net = Network.from_layers(layers, input_shape=(1, 28, 28), seed=0)
+    net.compute_gradients_(X, y)
+    plain = net.grad_flat.copy()
+    before = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+    parallel.set_threads(2)
+    try:
+        with numeral_threads(net):
+            assert parallel.cuts_products()
+            assert all(info["num_threads"] == 1 for info in threadpool_info()
+                       if info["user_api"] == "blas")
+            net.compute_gradients_(X, y)
+    finally:
+        parallel.set_threads(None)
+    assert not parallel.cuts_products()
+    assert [info["num_threads"] for info in threadpool_info()
+            if info["user_api"] == "blas"] == before
+    with numeral_threads(Network([784, 16, 10])):  # no image layers: BLAS keeps its threads
+        assert not parallel.cuts_products()
+    np.testing.assert_allclose(net.grad_flat, plain, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_relu_then_max_pooling_runs_as_pooling_then_relu_bit_for_bit(monkeypatch, dtype):
+    """The network runs ``relu, maxpool`` as ``maxpool, relu`` (running_order); loss,
+    gradients and logits are the plain order's bit for bit, on images with flat regions
+    (ties in every window) and negative windows; the layer list and the model stay as
+    written."""
+    layers = ["conv 4 3", "relu", "maxpool 2", "conv 8 3", "relu", "maxpool 2 stride=1",
+              "flatten", "dense 10"]
+    rng = np.random.default_rng(2)
+    X = rng.random((32, 784))
+    X[:, :300] = 0.0  # flat: the first convolution's outputs tie there
+    X[::3, 400:] = 1.0
+    y = rng.integers(0, 10, 32)
+    net = Network.from_layers(layers, input_shape=(1, 28, 28), seed=0, dtype=dtype)
+    net.flat[:32] -= 0.3  # some windows wholly negative before the ReLU
+    order = network_module.running_order(net.body, net.dtype)
+    assert [layer.spec() for layer in order] == [
+        "conv 4 3", "maxpool 2", "relu", "conv 8 3", "maxpool 2 stride=1", "relu", "flatten",
+        "dense 10"]
+    loss = net.compute_gradients_(X.astype(dtype), y)
+    grads, logits = net.grad_flat.copy(), net.logits(X)
+    plain = Network.from_layers(layers, input_shape=(1, 28, 28), seed=0, dtype=dtype)
+    plain.flat[:] = net.flat
+    monkeypatch.setattr(network_module, "running_order", lambda body, dtype: body)
+    assert plain.compute_gradients_(X.astype(dtype), y) == loss
+    np.testing.assert_array_equal(plain.grad_flat, grads)
+    np.testing.assert_array_equal(plain.logits(X), logits)
+    assert net.architecture == plain.architecture == ", ".join(layers)

@@ -56,7 +56,9 @@ from numeral.nn.layers import (
     Gamma,
     InputTransform,
     Layer,
+    MaxPool2D,
     OrientationPlanes,
+    ReLU,
     Standardize,
     as_layer,
     get_activation,
@@ -163,11 +165,35 @@ def network_from_file(path: Any, desc: dict[str, Any], arrays: dict[str, np.ndar
                              f"{one_line(exc)}") from None
 
 
-class _Workspace:
-    """The buffers of one batch size: each layer's, and the loss's."""
+def running_order(body: list[Layer], dtype: np.dtype) -> list[Layer]:
+    """The layers in the order a pass runs them when no layer's own output is asked for:
+    ``relu, maxpool`` runs as ``maxpool, relu``, the ReLU on a quarter of the values.
 
-    def __init__(self, net: Network, n: int, train: bool) -> None:
-        self.buffers: list[Buffers] = [layer.buffers(n, train) for layer in net.body]
+    Exact, values and gradients bit for bit: max over a window of max(x, 0) is
+    max(max over the window of x, 0), and the gradient reaches the same pixel. Where the
+    window's maximum is positive, ReLU changes none of the values that can be the maximum
+    (nor their ties); where it is not, both orders give the window a zero gradient (ReLU's
+    slope is 0 there). The layer list as written, and the model file, do not change: the
+    ReLU that runs second is a new one, built for the pooled shape (tests/test_fast.py).
+    """
+    order: list[Layer] = []
+    for layer in body:
+        if isinstance(layer, MaxPool2D) and order and type(order[-1]) is ReLU:
+            relu = ReLU()
+            relu.build(layer.out_shape, dtype)
+            order[-1:] = [layer, relu]
+        else:
+            order.append(layer)
+    return order
+
+
+class _Workspace:
+    """The buffers of one batch size: each layer's, and the loss's. ``layers``: the order
+    the passes run (``net.body``, or :func:`running_order` where no output is kept)."""
+
+    def __init__(self, net: Network, n: int, train: bool, keep_outputs: bool = False) -> None:
+        self.layers = net.body if keep_outputs else running_order(net.body, net.dtype)
+        self.buffers: list[Buffers] = [layer.buffers(n, train) for layer in self.layers]
         self.logits = np.empty((n, net.n_classes), net.dtype)  # the loss writes dL/dz here
         self.loss = LossBuffers(n, net.n_classes, net.dtype)
 
@@ -473,7 +499,8 @@ class Network:
         """x^L, the logits, for rows X of ``net.inputs(X)``; each layer's output appended to
         ``outputs`` when given. Dropout only in training with ``rng``."""
         x = X.reshape(len(X), *self.inputs.shape)
-        for layer, buf in zip(self.body, ws.buffers, strict=True):
+        assert outputs is None or ws.layers is self.body  # every layer's own output
+        for layer, buf in zip(ws.layers, ws.buffers, strict=True):
             x = layer.forward(x, buf, train, rng)  # x^l = layer_l(x^{l-1})
             if outputs is not None:
                 outputs.append(x)
@@ -505,7 +532,7 @@ class Network:
         grad: np.ndarray | None = ws.logits
         for i in range(len(ws.buffers) - 1, -1, -1):  # in the reverse order of the forward
             assert grad is not None
-            grad = self.body[i].backward(grad, ws.buffers[i], i > 0)  # g^{l-1}
+            grad = ws.layers[i].backward(grad, ws.buffers[i], i > 0)  # g^{l-1}
         if l1 or l2:
             if self._scratch is None:  # once: the penalties' buffer, the size of all params
                 self._scratch = np.empty_like(self.flat)
@@ -561,7 +588,7 @@ class Network:
         for start in range(0, len(X), chunk):
             part = X[start : start + chunk]
             outputs: list[np.ndarray] = []
-            z = self._forward(part, _Workspace(self, len(part), False), False,
+            z = self._forward(part, _Workspace(self, len(part), False, bool(keep)), False,
                               outputs=outputs if keep else None)
             logits.append(z.copy())
             for values, i in zip(kept, keep, strict=True):

@@ -14,6 +14,15 @@ about 20 microseconds).
 
 ``NUMERAL_THREADS`` (or :func:`set_threads`) sets how many parts; by default the BLAS's
 thread setting, else the cores this process may run on.
+
+The matrix products can be cut too, when BLAS runs one thread (:func:`set_cut_products`):
+
+    matmul(a, b, out, cut)   out = a b, its rows, columns or stacked matrices over the threads
+
+Then every core does every kind of work, with no BLAS thread left spinning on a core that the
+element-wise parts want (OpenBLAS's idle workers wait busy for a while after each product).
+Each output element is still one dot product computed by one thread, so the cut changes which
+thread computes it, not how.
 """
 
 from __future__ import annotations
@@ -23,13 +32,17 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
+import numpy as np
+
 MIN_PART = 32_768  # values per part below which a cut costs more than it saves
+MIN_PRODUCT = 1 << 20  # multiply-adds per part below which a product is not cut
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = 0  # the process that made it
 _pool_workers = 0
 _threads: int | None = None
+_cut_products = False
 
 
 def default_threads() -> int:
@@ -58,6 +71,19 @@ def set_threads(count: int | None) -> None:
     _threads = count
 
 
+def set_cut_products(on: bool) -> None:
+    """Cut the matrix products over the threads as well: for a BLAS limited to one thread
+    (``threadpoolctl.threadpool_limits(1)``; :func:`numeral.train.cores.numeral_threads`
+    does both)."""
+    global _cut_products
+    _cut_products = bool(on)
+
+
+def cuts_products() -> bool:
+    """Whether :func:`matmul` cuts its products over the threads."""
+    return _cut_products
+
+
 def _executor(workers: int) -> ThreadPoolExecutor:
     """One pool per process (a forked child makes its own), grown when asked for more."""
     global _pool, _pool_pid, _pool_workers
@@ -73,7 +99,30 @@ def _executor(workers: int) -> ThreadPoolExecutor:
 def parts(n: int, fn: Callable[[slice], object], values_per_sample: int = 1) -> None:
     """fn(s) for consecutive slices s covering range(n): the first on this thread, the others
     on the pool's, at once. Not cut when the whole is under ``MIN_PART`` values per part."""
-    count = min(threads(), n, max(1, n * values_per_sample // MIN_PART))
+    _run(min(threads(), n, max(1, n * values_per_sample // MIN_PART)), n, fn)
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, cut: str = "rows") -> np.ndarray:
+    """out = a b (``np.matmul``). With :func:`set_cut_products` on, over the threads: the
+    rows of a and out (``cut="rows"``), the columns of b and out (``"columns"``), or the
+    stacked matrices of a 3-d b, a and out (``"stack"``; a 2-d a is shared)."""
+    macs = a.shape[-2] * a.shape[-1] * b.shape[-1] * (b.shape[0] if b.ndim == 3 else 1)
+    axis = {"rows": a.shape[-2], "columns": b.shape[-1], "stack": b.shape[0] if b.ndim == 3 else 1}
+    n = axis[cut]
+    count = min(threads(), n, macs // MIN_PRODUCT) if _cut_products else 1
+    if count <= 1:
+        return np.matmul(a, b, out=out)
+    if cut == "rows":
+        _run(count, n, lambda s: np.matmul(a[..., s, :], b, out=out[..., s, :]))
+    elif cut == "columns":
+        _run(count, n, lambda s: np.matmul(a, b[..., s], out=out[..., s]))
+    else:
+        _run(count, n, lambda s: np.matmul(a if a.ndim == 2 else a[s], b[s], out=out[s]))
+    return out
+
+
+def _run(count: int, n: int, fn: Callable[[slice], object]) -> None:
+    """fn over ``count`` consecutive slices of range(n), at once."""
     if count <= 1:
         fn(slice(0, n))
         return

@@ -33,6 +33,7 @@ from numeral.nn.files import write_npz
 from numeral.nn.inputs import Features, Signature
 from numeral.nn.losses import softmax
 from numeral.train.config import Config, member_config, network_layers
+from numeral.train.cores import numeral_threads
 from numeral.train.metrics import cross_entropy
 from numeral.train.watch import EpochCallback, Observer, hidden_histogram, principal_2d
 
@@ -220,7 +221,8 @@ class Trainer:
             else:
                 self.save_checkpoint(net, opt, member, 0, best)
             for epoch in range(start_epoch, mc.epochs + 1):
-                self.run_epoch(net, opt, member, epoch)
+                with numeral_threads(net):  # a CNN's work all on numeral's threads
+                    self.run_epoch(net, opt, member, epoch)
                 if self.val is not None and mc.early_stopping:
                     val_loss = self.history[-1]["val_loss"]
                     if val_loss < best["loss"]:

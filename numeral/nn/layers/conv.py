@@ -14,7 +14,7 @@ from numpy.lib.stride_tricks import as_strided
 from numeral.nn.errors import InputError
 from numeral.nn.init import init_weights
 from numeral.nn.layers.base import Buffers, Layer, Shape, out_buffer
-from numeral.nn.parallel import parts
+from numeral.nn.parallel import matmul, parts
 
 
 def conv_output_side(side: int, kernel: int, stride: int, padding: int) -> int:
@@ -170,7 +170,7 @@ class Conv2D(Layer):
 
         parts(n, im2col, c * h * w * k * k)
         y = buf["out"].reshape(n, o, ho * wo)
-        np.matmul(W.reshape(o, -1), buf["cols"], out=y)  # y[i] = W cols[i]
+        matmul(W.reshape(o, -1), buf["cols"], y, "stack")  # y[i] = W cols[i]
         y += b[:, None]  #                                        + b
         return buf["out"]
 
@@ -183,11 +183,11 @@ class Conv2D(Layer):
         g = grad.reshape(n, o, ho * wo)
         np.sum(g, axis=(0, 2), out=gb)  # dL/db = sum of g
         cols = buf["cols"]
-        gW_each = np.matmul(g, cols.transpose(0, 2, 1), out=buf["gW_each"])  # g[i] cols[i]^T
+        gW_each = matmul(g, cols.transpose(0, 2, 1), buf["gW_each"], "stack")  # g[i] cols[i]^T
         np.sum(gW_each, axis=0, out=gW.reshape(o, -1))  # dL/dW = sum_i
         if not need_dx:
             return None
-        dcols = np.matmul(W.reshape(o, -1).T, g, out=buf["dcols"])  # dcols[i] = W^T g[i]
+        dcols = matmul(W.reshape(o, -1).T, g, buf["dcols"], "stack")  # dcols[i] = W^T g[i]
         dxp = buf["dxp"]
         k, s, p = self.kernel, self.stride, self.pad
         fields = dcols.reshape(n, c, k, k, ho, wo)
@@ -267,7 +267,7 @@ class Conv2D(Layer):
             np.add(Y[:, part, :, :wo].transpose(1, 0, 2, 3), b[:, None, None], out=out[part])
 
         parts(n, im2col, c * h * w * k * k)
-        np.matmul(W.reshape(o, -1), buf["cols"], out=buf["Y"])  # Y = W cols
+        matmul(W.reshape(o, -1), buf["cols"], buf["Y"], "columns")  # Y = W cols
         parts(n, add_bias, o * ho * wo)  #                               + b
         return out
 
@@ -285,10 +285,10 @@ class Conv2D(Layer):
 
         parts(n, lay_out, o * ho * wo)
         np.sum(buf["G"], axis=1, out=gb)  # dL/db = sum of G
-        np.matmul(buf["G"], buf["cols"].T, out=gW.reshape(o, -1))  # dL/dW = G cols^T
+        matmul(buf["G"], buf["cols"].T, gW.reshape(o, -1), "columns")  # dL/dW = G cols^T
         if not need_dx:
             return None
-        np.matmul(W.reshape(o, -1).T, buf["G"], out=buf["dcols"])  # dcols = W^T G
+        matmul(W.reshape(o, -1).T, buf["G"], buf["dcols"], "columns")  # dcols = W^T G
         dcols = buf["dcols"].reshape(c, k, k, n, ho, wq)
         dxp = buf["dxp"]
 

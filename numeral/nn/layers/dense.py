@@ -9,6 +9,7 @@ import numpy as np
 from numeral.nn.errors import InputError
 from numeral.nn.init import init_weights
 from numeral.nn.layers.base import Buffers, Layer, Shape, out_buffer
+from numeral.nn.parallel import matmul
 
 
 class Dense(Layer):
@@ -62,15 +63,15 @@ class Dense(Layer):
                 rng: np.random.Generator | None) -> np.ndarray:
         W, b = self.params
         buf["x"] = x
-        z = np.matmul(x, W, out=buf["out"])  # z = x W
+        z = matmul(x, W, buf["out"], "rows")  # z = x W
         z += b  #                                   + b
         return z
 
     def backward(self, grad: np.ndarray, buf: Buffers, need_dx: bool) -> np.ndarray | None:
         W = self.params[0]
         gW, gb = self.grads
-        np.matmul(buf["x"].T, grad, out=gW)  # dL/dW = x^T g
+        matmul(buf["x"].T, grad, gW, "columns")  # dL/dW = x^T g
         np.sum(grad, axis=0, out=gb)  # dL/db = sum_rows g
         if not need_dx:
             return None
-        return np.matmul(grad, W.T, out=buf["dx"])  # dL/dx = g W^T
+        return matmul(grad, W.T, buf["dx"], "rows")  # dL/dx = g W^T
