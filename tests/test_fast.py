@@ -75,11 +75,10 @@ def _plain_maxpool(x: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return y, dx
 
 
-@pytest.mark.parametrize("cut_products", [False, True])
-def test_results_do_not_depend_on_the_thread_count(monkeypatch, cut_products):
-    """The element-wise parts, and with cut products the matrix products too, run on any
-    number of threads; each sample's values (each product's element) are the same
-    operations, so a whole training step is bit for bit the same."""
+def test_results_do_not_depend_on_the_thread_count(monkeypatch):
+    """With the cores numeral's (BLAS on one thread), the element-wise parts and the matrix
+    products run on any number of threads; each sample's values (each product's element)
+    are the same operations, so a whole training step is bit for bit the same."""
     layers = ["conv 8 3", "relu", "maxpool 2", "conv 16 3", "relu", "maxpool 2", "flatten",
               "dense 32", "relu", "dense 10"]
     rng = np.random.default_rng(0)
@@ -96,8 +95,8 @@ def test_results_do_not_depend_on_the_thread_count(monkeypatch, cut_products):
     monkeypatch.setattr(parallel, "_run", counted)
     monkeypatch.setattr(parallel, "MIN_PART", 1)  # cut even these small arrays
     monkeypatch.setattr(parallel, "MIN_PRODUCT", 1)
-    with threadpool_limits(1 if cut_products else None, user_api="blas"):
-        parallel.set_cut_products(cut_products)
+    with threadpool_limits(1, user_api="blas"):
+        parallel.set_own_cores(True)
         try:
             for count in (1, 2, 3):
                 parallel.set_threads(count)
@@ -106,10 +105,13 @@ def test_results_do_not_depend_on_the_thread_count(monkeypatch, cut_products):
                 grads.append((loss, net.grad_flat.copy()))
         finally:
             parallel.set_threads(None)
-            parallel.set_cut_products(False)
-    # the 3-thread step's cuts: the element-wise ones, and with cut products 11 more: the
-    # per-image convolution's 2 (no dx for the first layer), the whole batch's 3, 3 a dense
-    assert cuts.count(3) == 15 + 11 * cut_products
+            parallel.set_own_cores(False)
+    # the 3-thread step's cuts: 15 element-wise, 11 products (the per-image convolution's 2,
+    # no dx for the first layer; the whole batch's 3; 3 for each dense layer)
+    assert cuts.count(3) == 26
+    cuts.clear()
+    net.compute_gradients_(X, y)  # the cores BLAS's again: nothing cut
+    assert set(cuts) == {1}
     for loss, grad in grads[1:]:
         assert loss == grads[0][0]
         np.testing.assert_array_equal(grad, grads[0][1])
@@ -130,17 +132,17 @@ def test_numeral_threads_cut_the_products_on_one_blas_thread():
     parallel.set_threads(2)
     try:
         with numeral_threads(net):
-            assert parallel.cuts_products()
+            assert parallel.owns_cores()
             assert all(info["num_threads"] == 1 for info in threadpool_info()
                        if info["user_api"] == "blas")
             net.compute_gradients_(X, y)
     finally:
         parallel.set_threads(None)
-    assert not parallel.cuts_products()
+    assert not parallel.owns_cores()
     assert [info["num_threads"] for info in threadpool_info()
             if info["user_api"] == "blas"] == before
     with numeral_threads(Network([784, 16, 10])):  # no image layers: BLAS keeps its threads
-        assert not parallel.cuts_products()
+        assert not parallel.owns_cores()
     np.testing.assert_allclose(net.grad_flat, plain, rtol=1e-5, atol=1e-6)
 
 

@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
-from numeral.nn import Network
+from numeral.nn import Network, parallel
 from numeral.nn import reference as ref
 from tests.test_gradcheck import CNNS
 
 
+@pytest.fixture(params=["blas-threads", "cut-products"])
+def products(request, monkeypatch):
+    """Both ways of running the products: on BLAS's threads, or cut over numeral's two
+    threads with BLAS on one (numeral_threads), every product and part cut however small."""
+    if request.param == "blas-threads":
+        yield
+        return
+    monkeypatch.setattr(parallel, "MIN_PART", 1)
+    monkeypatch.setattr(parallel, "MIN_PRODUCT", 1)
+    parallel.set_threads(2)
+    try:
+        with threadpool_limits(1, user_api="blas"):
+            parallel.set_own_cores(True)
+            yield
+    finally:
+        parallel.set_own_cores(False)
+        parallel.set_threads(None)
+
+
 @pytest.mark.parametrize("name", list(CNNS))
-def test_reference_gives_the_fast_paths_loss_and_gradients(name: str) -> None:
+def test_reference_gives_the_fast_paths_loss_and_gradients(name: str, products) -> None:
     layers, shape = CNNS[name]
     rng = np.random.default_rng(4)
     net = Network.from_layers(layers, input_shape=shape, seed=3, dtype="float64")

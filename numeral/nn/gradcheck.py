@@ -45,6 +45,9 @@ LAYER_NETWORKS: dict[str, tuple[list[str], tuple[int, int, int]]] = {
     # are in no window, and their gradient must be 0
     "odd-side-tiled-pool": (["conv 3 3", "tanh", "maxpool 2", "flatten", "dense 5"],
                             (1, 9, 9)),
+    # relu then max pooling: the network runs them as maxpool, relu (running_order)
+    "relu-then-maxpool": (["conv 4 3", "relu", "maxpool 2", "conv 6 3", "relu",
+                           "maxpool 2 stride=1", "flatten", "dense 5"], (1, 12, 12)),
 }
 
 

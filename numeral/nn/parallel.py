@@ -1,30 +1,29 @@
-"""Every core for the element-wise work, with threads of the standard library.
+"""Every core for all the work, with threads of the standard library.
 
-The matrix products already run on every core (BLAS has its own threads). The rest of a
-step - im2col's copies, col2im's additions, ReLU, max pooling - is NumPy loops, one core
-each. NumPy releases the GIL inside those loops, so the batch can be cut into parts, one per
-core, each part's loop on its own thread:
+Two kinds of work make a step: matrix products, which BLAS runs on threads of its own, and
+the rest - im2col's copies, col2im's additions, ReLU, max pooling - NumPy loops, one core
+each. NumPy releases the GIL inside both, so a batch can be cut into parts, one per core,
+each part on its own thread:
 
-    parts(n, fn)    calls fn(slice) for slices that cover range(n), all at once
+    parts(n, fn)             calls fn(slice) for slices that cover range(n), all at once
+    matmul(a, b, out, cut)   out = a b, its rows, columns or stacked matrices cut the same way
 
-Only work that treats each sample on its own goes through here (no sums over the batch), so
-every sample's values are computed by the same operations whatever the cut: the results are
-bit for bit the same on 1, 2 or 16 threads. Small arrays are not cut (a thread hand-over costs
-about 20 microseconds).
+The two kinds of threads do not share the cores well: after each product OpenBLAS's idle
+threads wait busy for a while, on the cores the element-wise parts want next (a ReLU cut in
+two right after a product measured 1.6 ms, 1.1 ms uncut). So the cores belong to one or the
+other. By default BLAS has them: products on BLAS's threads, nothing cut. With
+:func:`set_own_cores` (BLAS limited to one thread, e.g. by threadpoolctl; see
+:func:`numeral.train.cores.numeral_threads`) numeral has them: both kinds of work are cut
+over its threads.
+
+Only work that treats each sample (each output element of a product) on its own is cut, so
+every value is computed by the same operations whatever the cut: the results are bit for bit
+the same on 1, 2 or 16 threads. Small work is not cut (a thread hand-over costs about 20
+microseconds).
 
 ``NUMERAL_THREADS`` (or :func:`set_threads`) sets how many parts; by default the BLAS's
 thread setting, else the cores this process may run on.
-
-The matrix products can be cut too, when BLAS runs one thread (:func:`set_cut_products`):
-
-    matmul(a, b, out, cut)   out = a b, its rows, columns or stacked matrices over the threads
-
-Then every core does every kind of work, with no BLAS thread left spinning on a core that the
-element-wise parts want (OpenBLAS's idle workers wait busy for a while after each product).
-Each output element is still one dot product computed by one thread, so the cut changes which
-thread computes it, not how.
 """
-
 from __future__ import annotations
 
 import os
@@ -42,7 +41,7 @@ _pool: ThreadPoolExecutor | None = None
 _pool_pid = 0  # the process that made it
 _pool_workers = 0
 _threads: int | None = None
-_cut_products = False
+_own_cores = False
 
 
 def default_threads() -> int:
@@ -71,17 +70,18 @@ def set_threads(count: int | None) -> None:
     _threads = count
 
 
-def set_cut_products(on: bool) -> None:
-    """Cut the matrix products over the threads as well: for a BLAS limited to one thread
+def set_own_cores(on: bool) -> None:
+    """Cut the element-wise work and the products over numeral's threads (on), or leave the
+    cores to BLAS (off, the default). On only with BLAS limited to one thread
     (``threadpoolctl.threadpool_limits(1)``; :func:`numeral.train.cores.numeral_threads`
     does both)."""
-    global _cut_products
-    _cut_products = bool(on)
+    global _own_cores
+    _own_cores = bool(on)
 
 
-def cuts_products() -> bool:
-    """Whether :func:`matmul` cuts its products over the threads."""
-    return _cut_products
+def owns_cores() -> bool:
+    """Whether :func:`parts` and :func:`matmul` cut their work over numeral's threads."""
+    return _own_cores
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
@@ -98,18 +98,20 @@ def _executor(workers: int) -> ThreadPoolExecutor:
 
 def parts(n: int, fn: Callable[[slice], object], values_per_sample: int = 1) -> None:
     """fn(s) for consecutive slices s covering range(n): the first on this thread, the others
-    on the pool's, at once. Not cut when the whole is under ``MIN_PART`` values per part."""
-    _run(min(threads(), n, max(1, n * values_per_sample // MIN_PART)), n, fn)
+    on the pool's, at once; one slice unless numeral has the cores (:func:`set_own_cores`)
+    or when the whole is under ``MIN_PART`` values per part."""
+    count = min(threads(), n, n * values_per_sample // MIN_PART) if _own_cores else 1
+    _run(count, n, fn)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray, cut: str = "rows") -> np.ndarray:
-    """out = a b (``np.matmul``). With :func:`set_cut_products` on, over the threads: the
+    """out = a b (``np.matmul``). When numeral has the cores, over its threads: the
     rows of a and out (``cut="rows"``), the columns of b and out (``"columns"``), or the
     stacked matrices of a 3-d b, a and out (``"stack"``; a 2-d a is shared)."""
     macs = a.shape[-2] * a.shape[-1] * b.shape[-1] * (b.shape[0] if b.ndim == 3 else 1)
     axis = {"rows": a.shape[-2], "columns": b.shape[-1], "stack": b.shape[0] if b.ndim == 3 else 1}
     n = axis[cut]
-    count = min(threads(), n, macs // MIN_PRODUCT) if _cut_products else 1
+    count = min(threads(), n, macs // MIN_PRODUCT) if _own_cores else 1
     if count <= 1:
         return np.matmul(a, b, out=out)
     if cut == "rows":

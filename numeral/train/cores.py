@@ -4,8 +4,8 @@ BLAS (the matrix products) and :mod:`numeral.nn.parallel` (the element-wise work
 threads of their own. On a machine with few cores they get in each other's way: after each
 product OpenBLAS's idle threads wait busy for a while, on the cores the element-wise parts
 want next. :func:`numeral_threads` gives all the work to numeral's threads instead: BLAS is
-limited to one thread (threadpoolctl), and the products are cut over numeral's threads too
-(:func:`numeral.nn.parallel.set_cut_products`). The number of threads stays
+limited to one thread (threadpoolctl), and the element-wise work and the products are cut
+over numeral's threads (:func:`numeral.nn.parallel.set_own_cores`). The number of threads stays
 :func:`numeral.nn.parallel.threads` (``NUMERAL_THREADS``, else the BLAS setting, else the
 cores), so the work is cut the same way on every run on one machine.
 
@@ -25,20 +25,21 @@ from numeral.nn import Network, parallel
 
 @contextmanager
 def numeral_threads(net: Network) -> Iterator[None]:
-    """Within: BLAS on one thread, the products cut over numeral's threads, when ``net``
-    has image layers. Without threadpoolctl, or with one thread, nothing changes."""
+    """Within: BLAS on one thread, all the work cut over numeral's threads, when ``net``
+    has image layers (else BLAS keeps the cores). Without threadpoolctl, or with one
+    thread, nothing changes."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # BLAS keeps its own threads
         yield
         return
     images = any(layer.needs_image for layer in net.body)
-    if not images or parallel.threads() <= 1 or parallel.cuts_products():
+    if not images or parallel.threads() <= 1 or parallel.owns_cores():
         yield
         return
     with threadpool_limits(1, user_api="blas"):
-        parallel.set_cut_products(True)
+        parallel.set_own_cores(True)
         try:
             yield
         finally:
-            parallel.set_cut_products(False)
+            parallel.set_own_cores(False)
