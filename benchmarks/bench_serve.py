@@ -19,6 +19,12 @@ numeral from the data when NUMERAL_DATA is set, else a drawn ring):
   the statuses of every answer, health's latency, the photos' latency and the server
   process's peak memory (VmHWM).
 
+* floor (``--floor``): the same load against a FastAPI app on the same uvicorn that reads
+  the body and answers a fixed JSON, with no decoding and no network: what HTTP, ASGI and
+  FastAPI alone allow on this machine, the ceiling of any numeral server built on them.
+* sweep (``--sweep 1,5,20,50,100 --figure F.png``): the saturated run for each number of
+  clients -> a figure of throughput and latency against the number of clients.
+
 Every loop is bounded in requests and in time, and only 127.0.0.1 is contacted.
 """
 
@@ -31,19 +37,22 @@ import io
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
+import urllib.request
 import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from fastapi import FastAPI, Request, Response  # the floor app's (annotations resolved here)
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from numeral.serve.local import local_server, local_server_process
+from numeral.serve.local import free_port, local_server, local_server_process
 
 MAX_REQUESTS = 200_000
 
@@ -198,6 +207,71 @@ async def crowd(port: int, photo: bytes, photo_clients: int, photos_each: int,
             "read_p50": pct(read_ms, 0.5), "read_max": pct(read_ms, 1.0)}
 
 
+def floor_app() -> Any:
+    """The least a FastAPI endpoint does: read the posted body, answer a fixed JSON."""
+    app = FastAPI()
+    answer = json.dumps({"digit": 0, "probabilities": [0.1] * 10}).encode()
+
+    @app.post("/api/predict")
+    async def predict(request: Request) -> Response:
+        await request.body()
+        return Response(answer, media_type="application/json")
+
+    @app.get("/api/health")
+    async def health() -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    return app
+
+
+@contextlib.contextmanager
+def floor_server(workers: int) -> Any:
+    """:func:`floor_app` served by uvicorn as ``numeral serve`` runs it, on a free port."""
+    port = free_port()
+    here = Path(__file__).resolve().parent
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import uvicorn; uvicorn.run('bench_serve:floor_app', "
+         f"factory=True, host='127.0.0.1', port={port}, workers={workers}, "
+         f"log_level='warning', app_dir={str(here)!r})"])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1)
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the floor server did not start") from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def sweep_figure(rows: list[dict[str, float]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    clients = [r["clients"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    left.plot(clients, [r["rps"] for r in rows], "o-")
+    left.set(xscale="log", xlabel="clients sending back to back", ylabel="requests / s",
+             title="throughput")
+    left.set_ylim(bottom=0)
+    right.plot(clients, [r["p50"] for r in rows], "o-", label="p50")
+    right.plot(clients, [r["p99"] for r in rows], "s--", label="p99")
+    right.set(xscale="log", yscale="log", xlabel="clients sending back to back",
+              ylabel="latency (ms)", title="latency")
+    right.legend()
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model", type=Path)
@@ -212,6 +286,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="server processes")
     parser.add_argument("--json", action="store_true",
                         help="post the canvas's 28x28 input as JSON pixels instead of a PNG")
+    parser.add_argument("--floor", action="store_true",
+                        help="a FastAPI app that only reads the body (MODEL is ignored)")
+    parser.add_argument("--sweep", help="numbers of clients, e.g. 1,5,20,50,100: the "
+                                        "saturated run for each")
+    parser.add_argument("--figure", type=Path, help="with --sweep: write the figure here")
     args = parser.parse_args()
     if args.crowd:
         photo = phone_photo(args.photo_mb)
@@ -231,12 +310,27 @@ def main() -> None:
               f"{r['health_p99']:.1f} ms, max {r['health_max']:.1f} ms")
         print(f"  server memory: {idle:.0f} MB at rest, peak {peak:.0f} MB")
         return
-    with local_server(args.model, workers=args.workers) as url:
+    server = floor_server(args.workers) if args.floor else local_server(
+        args.model, workers=args.workers)
+    with server as url:
         port = int(url.rsplit(":", 1)[1])
         asyncio.run(load(port, 4, 0.0, 1.0))  # warm up
         sent = "28x28 JSON pixels" if args.json else "280x280 PNG canvas"
-        print(f"POST /api/predict, {sent}, {args.clients} clients, "
+        who = "the floor app (body read, fixed answer)" if args.floor else str(args.model)
+        print(f"POST /api/predict to {who}, {sent}, {args.clients} clients, "
               f"{os.cpu_count()} cores, {args.workers} uvicorn process(es)")
+        if args.sweep:
+            rows = []
+            for clients in (int(c) for c in args.sweep.split(",")):
+                r = asyncio.run(load(port, clients, 0.0, args.seconds, args.json))
+                rows.append({"clients": clients, **r})
+                print(f"  {clients:>4} clients back to back: {r['rps']:.0f} req/s, p50 "
+                      f"{r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, {r['errors']} errors")
+            if args.figure:
+                sweep_figure(rows, args.figure, f"POST /api/predict to {who}, {sent}, "
+                             f"{args.workers} process(es), {os.cpu_count()} cores")
+                print(f"figure: {args.figure}")
+            return
         for name, interval in (("paced", args.interval), ("saturated", 0.0)):
             cpu = time.process_time()
             r = asyncio.run(load(port, args.clients, interval, args.seconds, args.json))
