@@ -32,6 +32,13 @@ def compose_number(images: np.ndarray, rng: np.random.Generator,
                    layout: Layout = Layout()) -> np.ndarray:
     """(k, 28, 28) uint8 numerals -> one grey uint8 image of them written left to right,
     dark on light paper."""
+    return on_paper(lay_out(images, rng, layout), rng, layout)
+
+
+def lay_out(images: np.ndarray, rng: np.random.Generator,
+            layout: Layout = Layout()) -> np.ndarray:
+    """(k, 28, 28) uint8 numerals -> their bright ink (float32, 0..255) laid out left to right
+    on one line, with a margin: what :func:`on_paper` (or numeral.data.photo) writes down."""
     from PIL import Image
 
     line = rng.uniform(*layout.height)
@@ -54,7 +61,7 @@ def compose_number(images: np.ndarray, rng: np.random.Generator,
         x = min(max(x, 0), width - w)
         np.maximum(ink[y : y + h, x : x + w], tile, out=ink[y : y + h, x : x + w])
         x += w + gap
-    return on_paper(ink, rng, layout)
+    return ink
 
 
 def on_paper(ink: np.ndarray, rng: np.random.Generator, layout: Layout = Layout()) -> np.ndarray:
