@@ -3,6 +3,8 @@
     NUMERAL_DATA=…/TibetanMNIST.zip python benchmarks/bench_read.py [MODEL] [--numbers 200]
         [--picture docs/figures/read-example.png]
     NUMERAL_DATA=… python benchmarks/bench_read.py tibetan --archive [--images 300]
+    NUMERAL_DATA=… python benchmarks/bench_read.py [MODEL] --photos [--numbers 100]
+        [--picture docs/figures/read-photos.png]
 
 Numbers of 2 to 6 numerals are composed (numeral.data.compose) from the test images of the
 writer-independent split: writers the model never saw, when MODEL was trained on that split's
@@ -20,11 +22,19 @@ their numerals at random, so this varies from row to row). Then the time to read
 in fresh processes, with ``--jobs 1``, ``--jobs 2`` and on a local Ray cluster (``--address
 local``), each timed from the command's start to its end (process start and model loading
 included), in rounds interleaved: images per second and the scaling over one core.
+
+``--photos``: numbers of 3 to 5 numerals from the same unseen writers, made into colour phone
+photos (numeral.data.photo): plain, ruled and squared paper, black or blue ink, tilted, a
+shadow across, blurred, JPEG-compressed, strokes broken, small numerals on squares, and all of
+them mixed; read from the JPEG bytes. A table per condition (whole numbers right, numerals
+right, the same numerals one by one, milliseconds a photo), a picture of each condition with
+the reader's boxes (``--picture``), and the time to read a 12-megapixel photo of 5 numerals.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import statistics
 import sys
@@ -37,6 +47,7 @@ import numpy as np
 
 from numeral.data import load, resolve_data_path, split, vectorize
 from numeral.data.compose import compose_number
+from numeral.data.photo import CONDITIONS, Photo, photo_number
 from numeral.predict import Recognizer
 from numeral.read import NumberReader
 
@@ -103,6 +114,93 @@ def archive(model: str, count: int, rounds: int) -> None:
         print(f"| {name} | {rate:.1f} | {rate / one:.2f}x |")
 
 
+def unseen_numerals(recognizer: Recognizer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The writer-independent split's test numerals, their labels, and whether the model reads
+    each right on its own."""
+    ds = load(resolve_data_path(None))
+    _, test = split(ds.y, ds.groups, "sheet", 0.2, 0)
+    images, labels = ds.images[test], ds.y[test]
+    return images, labels, recognizer.model.predict(vectorize(images)) == labels
+
+
+def photos(model: str, count: int, picture: Path | None) -> None:
+    """Numbers photographed in each condition of numeral.data.photo, read: a table."""
+    from PIL import Image
+
+    recognizer = Recognizer.from_file(model)
+    reader = NumberReader(recognizer)
+    images, labels, alone = unseen_numerals(recognizer)
+    names = recognizer.class_names
+    print(f"model {model}; {count} photos of 3-5 numerals by unseen writers per condition\n")
+    print("| condition | whole numbers right | numerals right | the same numerals one by one "
+          "| ms a photo (median) |\n|---|---|---|---|---|")
+    shown: list[tuple[str, bytes, dict]] = []
+    totals = np.zeros(4)
+    for c, (condition, photo) in enumerate(CONDITIONS.items()):
+        rng = np.random.default_rng([2, c])
+        right = digits = total = singly = 0
+        times = []
+        for i in range(count):
+            pick = rng.choice(len(labels), int(rng.integers(3, 6)), replace=False)
+            truth = "".join(names[k] for k in labels[pick])
+            jpeg = photo_number(images[pick], rng, photo)
+            started = time.perf_counter()
+            reading = reader.read(jpeg)
+            times.append(time.perf_counter() - started)
+            right += reading["text"] == truth
+            digits += max(0, len(truth) - edit_distance(reading["text"], truth))
+            total += len(truth)
+            singly += int(alone[pick].sum())
+            if i == 0:
+                shown.append((condition, jpeg, reading))
+        totals += (right, digits, total, singly)
+        print(f"| {condition} | {right / count:.1%} | {digits / total:.1%} | {singly / total:.1%} "
+              f"| {1000 * statistics.median(times):.0f} |", flush=True)
+    n = count * len(CONDITIONS)
+    print(f"| all | {totals[0] / n:.1%} | {totals[1] / totals[2]:.1%} | "
+          f"{totals[3] / totals[2]:.1%} | |")
+    if picture:
+        photo_sheet(shown, picture)
+        print(f"\npicture: {picture}")
+    rng = np.random.default_rng(5)
+    times = []
+    for _ in range(10):  # a 12-megapixel phone photo of 5 numerals
+        pick = rng.choice(len(labels), 5, replace=False)
+        small = Image.open(io.BytesIO(photo_number(images[pick], rng, Photo(height=(90, 110)))))
+        big = io.BytesIO()
+        small.resize((4000, 3000), Image.Resampling.BICUBIC).save(big, "JPEG", quality=90)
+        started = time.perf_counter()
+        reader.read(big.getvalue())
+        times.append(time.perf_counter() - started)
+    print(f"\nreading a 12-megapixel JPEG (4000x3000) of 5 numerals, from its bytes: median "
+          f"{1000 * statistics.median(times):.0f} ms, slowest {1000 * max(times):.0f} ms (10)")
+
+
+def photo_sheet(shown: list[tuple[str, bytes, dict]], path: Path) -> None:
+    """One photo of each condition with the reader's boxes, in a grid, as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    cols = 3
+    rows = -(-len(shown) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 1.9 * rows))
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (condition, jpeg, reading) in zip(axes.ravel(), shown, strict=False):
+        ax.imshow(np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")))
+        for digit in reading["digits"]:
+            x0, y0, x1, y1 = digit["box"]
+            ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, lw=1.2,
+                                       color="#e8590c"))
+        ax.set_title(f"{condition}: read {reading['text'] or '-'}", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model", nargs="?", default="runs/tibetan-sheet/model.npz")
@@ -110,18 +208,20 @@ def main() -> None:
     parser.add_argument("--picture", type=Path, help="PNG of one 4-numeral number, read")
     parser.add_argument("--archive", action="store_true",
                         help="images per second of numeral read DIR on 1 and 2 processes, Ray")
+    parser.add_argument("--photos", action="store_true",
+                        help="photos of numbers in each condition of numeral.data.photo")
     parser.add_argument("--images", type=int, default=300, help="with --archive")
     parser.add_argument("--rounds", type=int, default=3, help="with --archive")
     args = parser.parse_args()
     if args.archive:
         archive(args.model, args.images, args.rounds)
         return
+    if args.photos:
+        photos(args.model, args.numbers, args.picture)
+        return
     recognizer = Recognizer.from_file(args.model)
     reader = NumberReader(recognizer)
-    ds = load(resolve_data_path(None))
-    _, test = split(ds.y, ds.groups, "sheet", 0.2, 0)
-    images, labels = ds.images[test], ds.y[test]
-    alone = recognizer.model.predict(vectorize(images)) == labels  # each numeral read alone
+    images, labels, alone = unseen_numerals(recognizer)
     single = float(np.mean(alone))
     rng = np.random.default_rng(0)
     print(f"model {args.model}; writer-independent test images: {len(labels)}, read one by one: "

@@ -11,8 +11,9 @@ For a batch X with labels y (x^0 = X, layer l maps x^{l-1} to x^l, z = x^L the l
 Each layer's backward also adds the gradients of its own parameters; the layers, with their
 equations, are in :mod:`numeral.nn.layers` (for a multi-layer perceptron: ``Dense`` and the
 activations). Where no layer's own output is asked for, the passes run ``relu, maxpool`` as
-``maxpool, relu``, which is exact and cheaper (:func:`running_order`). :meth:`Network.compute_gradients_` is this loop, with buffers made once per
-batch size, so training allocates nothing per batch. All parameters live in one flat vector
+``maxpool, relu``, which is exact and cheaper (:func:`running_order`).
+:meth:`Network.compute_gradients_` is this loop, with buffers made once per batch size, so
+training allocates nothing per batch. All parameters live in one flat vector
 (``net.flat``); ``net.params`` are views into it in layer order, so optimisers update the
 whole model in a few vectorised operations.
 
