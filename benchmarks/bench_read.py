@@ -114,30 +114,37 @@ def archive(model: str, count: int, rounds: int) -> None:
         print(f"| {name} | {rate:.1f} | {rate / one:.2f}x |")
 
 
-def unseen_numerals(recognizer: Recognizer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The writer-independent split's test numerals, their labels, and whether the model reads
-    each right on its own."""
+def unseen_numerals(recognizer: Recognizer, part: str = "test"
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The writer-independent split's test numerals (or, ``part="train"``, its training
+    numerals: the reader's constants are tuned on those), their labels, and whether the model
+    reads each right on its own."""
     ds = load(resolve_data_path(None))
-    _, test = split(ds.y, ds.groups, "sheet", 0.2, 0)
-    images, labels = ds.images[test], ds.y[test]
+    train, test = split(ds.y, ds.groups, "sheet", 0.2, 0)
+    chosen = test if part == "test" else train
+    images, labels = ds.images[chosen], ds.y[chosen]
     return images, labels, recognizer.model.predict(vectorize(images)) == labels
 
 
-def photos(model: str, count: int, picture: Path | None) -> None:
+def photos(model: str, count: int, picture: Path | None, part: str = "test",
+           only: list[str] | None = None) -> None:
     """Numbers photographed in each condition of numeral.data.photo, read: a table."""
     from PIL import Image
 
     recognizer = Recognizer.from_file(model)
     reader = NumberReader(recognizer)
-    images, labels, alone = unseen_numerals(recognizer)
+    images, labels, alone = unseen_numerals(recognizer, part)
     names = recognizer.class_names
-    print(f"model {model}; {count} photos of 3-5 numerals by unseen writers per condition\n")
+    who = "by unseen writers" if part == "test" else "from the training part (tuning)"
+    print(f"model {model}; {count} photos of 3-5 numerals {who} per condition\n")
     print("| condition | whole numbers right | numerals right | the same numerals one by one "
           "| ms a photo (median) |\n|---|---|---|---|---|")
     shown: list[tuple[str, bytes, dict]] = []
     totals = np.zeros(4)
-    for c, (condition, photo) in enumerate(CONDITIONS.items()):
-        rng = np.random.default_rng([2, c])
+    conditions = [(c, name, photo) for c, (name, photo) in enumerate(CONDITIONS.items())
+                  if not only or name in only]
+    for c, condition, photo in conditions:
+        rng = np.random.default_rng([2, c] if part == "test" else [3, c])
         right = digits = total = singly = 0
         times = []
         for i in range(count):
@@ -156,7 +163,7 @@ def photos(model: str, count: int, picture: Path | None) -> None:
         totals += (right, digits, total, singly)
         print(f"| {condition} | {right / count:.1%} | {digits / total:.1%} | {singly / total:.1%} "
               f"| {1000 * statistics.median(times):.0f} |", flush=True)
-    n = count * len(CONDITIONS)
+    n = count * len(conditions)
     print(f"| all | {totals[0] / n:.1%} | {totals[1] / totals[2]:.1%} | "
           f"{totals[3] / totals[2]:.1%} | |")
     if picture:
@@ -210,6 +217,10 @@ def main() -> None:
                         help="images per second of numeral read DIR on 1 and 2 processes, Ray")
     parser.add_argument("--photos", action="store_true",
                         help="photos of numbers in each condition of numeral.data.photo")
+    parser.add_argument("--numerals", choices=["test", "train"], default="test",
+                        help="with --photos: the sheet split's test numerals, or its training "
+                             "ones (to tune the reader on)")
+    parser.add_argument("--only", action="append", help="with --photos: this condition only")
     parser.add_argument("--images", type=int, default=300, help="with --archive")
     parser.add_argument("--rounds", type=int, default=3, help="with --archive")
     args = parser.parse_args()
@@ -217,7 +228,7 @@ def main() -> None:
         archive(args.model, args.images, args.rounds)
         return
     if args.photos:
-        photos(args.model, args.numbers, args.picture)
+        photos(args.model, args.numbers, args.picture, args.numerals, args.only)
         return
     recognizer = Recognizer.from_file(args.model)
     reader = NumberReader(recognizer)

@@ -46,10 +46,10 @@ from numeral.data.preprocess import (
     decode_grey,
     grey_to_input,
     open_source,
-    should_invert,
 )
 from numeral.errors import DataError
 from numeral.nn import Ensemble, Network
+from numeral.paper import lift_ink, otsu, remove_lines
 from numeral.predict import Model, Recognizer, recognizer_for
 from numeral.results import Digit, Reading, Recognition
 
@@ -61,6 +61,7 @@ BLUR = 1.5  # pixels: the Gaussian that evens out paper grain before the ink is 
 FAINT = 0.2  # faint ink: above this share of the ink threshold, and joined to ink
 LINE_PART = 0.5  # parts at least this share of the tallest one's height tell the lines apart
 JOIN_WIDTH = 1.3  # neighbours joined by faint ink are one numeral if no wider than this many
+EDGE_THIN = 0.25  # a mark along the border thinner than this share of its length is an edge
 ASPECT = 0.96  # a numeral's width / height: the median of TibetanMNIST's (5-95 %: 0.82-1.08)
 TIBETAN_ZERO = 0x0F20  # ༠; the digits ༠-༩ follow it
 
@@ -74,38 +75,6 @@ class Piece:
     x1: int  # exclusive
     y1: int
     ink: np.ndarray  # (y1 - y0, x1 - x0), 0..255, zero outside the numeral's own pixels
-
-
-def otsu(values: np.ndarray) -> float:
-    """Otsu's threshold of grey values 0..255: the split that maximises the between-class
-    variance of the histogram."""
-    counts = np.bincount(np.clip(values, 0, 255).astype(np.int64).ravel(), minlength=256)
-    levels = np.arange(256, dtype=np.float64)
-    weight = np.cumsum(counts).astype(np.float64)
-    total = weight[-1]
-    mean = np.cumsum(counts * levels)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = (mean[-1] * weight - mean * total) ** 2 / (weight * (total - weight))
-    between = np.where(np.isfinite(between), between, -1.0)
-    return float(np.argmax(between)) if between.max() > 0 else float(mean[-1] / total)
-
-
-def flatten_background(grey: np.ndarray) -> np.ndarray:
-    """Bright ink on a dark background that may vary across the page -> ink only (0 where
-    the page is): minus a smooth background, the 20th percentile of coarse blocks (a sixth of
-    the shorter side: wider than any stroke, so the page dominates each block), smoothed and
-    interpolated back to every pixel."""
-    from PIL import Image
-    from scipy import ndimage
-
-    h, w = grey.shape
-    block = min(max(8, min(h, w) // 6), h, w)  # an image narrower than 8 pixels: one row of blocks
-    rows, cols = max(1, h // block), max(1, w // block)
-    cells = grey[: rows * block, : cols * block].reshape(rows, block, cols, block)
-    small = np.percentile(cells, 20, axis=(1, 3)).astype(np.float32)
-    small = ndimage.median_filter(small, size=3, mode="nearest")
-    background = np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BILINEAR))
-    return np.clip(grey - background, 0, None)
 
 
 def find_pieces(ink: np.ndarray, score: Score | None = None) -> tuple[list[Piece], str | None]:
@@ -124,12 +93,16 @@ def find_pieces(ink: np.ndarray, score: Score | None = None) -> tuple[list[Piece
     if count == 0:
         return [], "no ink found: the image looks blank"
     areas = np.bincount(labels.ravel())[1:]
+    boxes = ndimage.find_objects(labels)
+    edges = [k + 1 for k, box in enumerate(boxes) if box and edge_strip(box, mask.shape)]
+    areas[np.array(edges, dtype=np.int64) - 1] = 0
+    if not areas.any():
+        return [], "no ink found: only the edge of the page or of a shadow"
     keep = np.flatnonzero(areas >= max(SPECK * areas.max(), 6)) + 1
     if len(keep) == 0:
         return [], f"only specks: {count} marks, each too small to be a numeral"
     if len(keep) > 4 * MAX_PIECES:
         return [], f"{len(keep)} separate marks: this does not look like a written number"
-    boxes = ndimage.find_objects(labels)
     parts = [(boxes[k - 1], int(k)) for k in keep]
     tallest = max(b[0].stop - b[0].start for b, _ in parts)
     lines = line_count([b for b, _ in parts if b[0].stop - b[0].start >= LINE_PART * tallest])
@@ -152,6 +125,16 @@ def find_pieces(ink: np.ndarray, score: Score | None = None) -> tuple[list[Piece
     if len(pieces) > MAX_PIECES:
         return [], f"{len(pieces)} numerals: this does not look like one written number"
     return pieces, None
+
+
+def edge_strip(box: tuple[slice, slice], shape: tuple[int, ...]) -> bool:
+    """Whether a mark lies along the image's border, thin across it (under EDGE_THIN of its
+    length): the edge of the page, of the table under it, or of the photo's fill."""
+    (top, bottom), (left, right) = ((b.start, b.stop) for b in box)
+    h, w = bottom - top, right - left
+    along_rows = (top == 0 or bottom == shape[0]) and h < EDGE_THIN * w
+    along_cols = (left == 0 or right == shape[1]) and w < EDGE_THIN * h
+    return along_rows or along_cols
 
 
 def faint_ink(scaled: np.ndarray, labels: np.ndarray, keep: np.ndarray,
@@ -330,9 +313,9 @@ class NumberReader:
         """A grey image (h, w), 0..255 -> the reading; boxes and size multiplied by ``scale``."""
         if grey.size == 0:
             raise DataError("the image is empty (0 pixels)")
-        if should_invert(grey):
-            grey = 255.0 - grey
-        pieces, reason = find_pieces(flatten_background(grey), self.sureness)
+        ink, _ = lift_ink(grey)
+        ink = remove_lines(ink)
+        pieces, reason = find_pieces(ink, self.sureness)
         size = (round(grey.shape[1] * scale), round(grey.shape[0] * scale))
         if not pieces:
             return Reading("", [], 0.0, reason, size, "" if self.tibetan else None)

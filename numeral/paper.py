@@ -1,0 +1,219 @@
+"""The page under the numerals, taken away: its lighting and its printed lines.
+
+    ink, inverted = lift_ink(grey)      # bright ink on 0, whether the ink was dark
+    ink = remove_lines(ink)
+
+Two things on a photo of a written number are not ink and are not smooth: the edge of a shadow
+across the page, and the lines of an exercise book (ruled or squared). Both join numerals into
+one piece, or make pieces of nothing, if they are left for the ink threshold (numeral.read).
+
+- The page's brightness is a grey *opening* of the image (a minimum then a maximum filter over
+  squares wider than any pen stroke): it follows the page wherever a square fits on it, a
+  shadow's edge included, and leaves out the strokes, which no square fits in. The ink is what
+  stands above it.
+- Printed lines are long, thin and straight; numerals are not. The page's angle is found first
+  (the angle that makes the rows' and columns' ink sums sharpest, on a small copy), then in the
+  straightened image an opening along rows (and along columns) keeps only ink that runs on
+  straight for a quarter of the page; what of it reaches across most of the page, thinner than
+  the pen's strokes, is a printed line. Its brightness is subtracted, where it lies, from the
+  ink: a numeral's stroke that crosses a line keeps its own ink above the line's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numeral.data.preprocess import should_invert
+
+BACKGROUND_SQUARE = 1 / 4  # the opening's square, a share of the shorter side
+MAX_TILT = 8.0  # degrees: the page angles searched, either way
+LINE_RUN = 0.25  # a printed line runs straight for this share of the page at least
+LINE_SPAN = 0.7  # and reaches across this share of it
+LINE_THIN = 0.75  # and is thinner than this share of the pen's strokes
+
+
+def lift_ink(grey: np.ndarray) -> tuple[np.ndarray, bool]:
+    """A grey image (h, w), 0..255 -> its ink, bright on 0 (see :func:`flatten_background`),
+    and whether the ink was dark on a light page (:func:`dark_ink`)."""
+    inverted = dark_ink(grey)
+    return flatten_background(255.0 - grey if inverted else grey, inverted), inverted
+
+
+def dark_ink(grey: np.ndarray) -> bool:
+    """Whether the ink is dark on a light page: in blocks of the opening's square (see below),
+    the page is most of each block, so the ink lies on one side of the block's median; dark
+    when, summed over the blocks, the darkest pixels (2nd percentile) lie further below the
+    median than the brightest (98th) lie above it. A shadow or light across the page changes
+    the median from block to block, not the side the ink is on (a rule on the border's
+    brightness fails where a shadow covers the border)."""
+    small, (side, _) = page_scale(grey)
+    h, w = small.shape
+    block = max(1, min(side, h, w))
+    rows, cols = max(1, h // block), max(1, w // block)
+    cells = small[: rows * block, : cols * block].reshape(rows, block, cols, block)
+    low, mid, high = np.percentile(cells, [2, 50, 98], axis=(1, 3))
+    below, above = float((mid - low).sum()), float((high - mid).sum())
+    if below == above:  # uniform blocks (a tiny or flat image): the border's rule
+        return should_invert(grey)
+    return below > above
+
+
+def page_scale(grey: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """The image the page is estimated on (at half size when both sides are 200 pixels or
+    more: the page is smooth enough) and the opening's square there (a quarter of the shorter
+    side)."""
+    from PIL import Image
+
+    half = min(grey.shape) >= 200
+    small = grey.astype(np.float32)
+    if half:
+        small = np.asarray(Image.fromarray(small).reduce(2))
+    side = max(2, round(BACKGROUND_SQUARE * min(grey.shape) / (2 if half else 1)))
+    return small, (side, side)
+
+
+def flatten_background(grey: np.ndarray, bright_page: bool = False) -> np.ndarray:
+    """Bright ink on a dark page that may vary across it -> the ink only (0 where the page
+    is): minus the page, a grey opening over squares of a quarter of the shorter side.
+    ``bright_page``: the image was inverted (dark ink on a light page, as on paper)."""
+    from PIL import Image
+    from scipy import ndimage
+
+    small, size = page_scale(grey)
+    page = ndimage.grey_opening(small, size=size)
+    if page.shape != grey.shape:
+        page = np.asarray(Image.fromarray(page).resize(grey.shape[::-1],
+                                                       Image.Resampling.BILINEAR))
+    return ink_above(grey.astype(np.float32), page, bright_page)
+
+
+def ink_above(grey: np.ndarray, page: np.ndarray, bright_page: bool) -> np.ndarray:
+    """The ink: what stands above the page, less the grain (:func:`paper_grain`). On a light
+    page (inverted) light multiplies, so ink in a shadow is fainter by as much as the page is:
+    the ink is divided by the page's own light (and multiplied by its median, to keep the
+    scale)."""
+    ink = np.clip(grey - page, 0, None)
+    if bright_page:
+        light = np.maximum(255.0 - page, 32.0)  # the page's brightness before inverting
+        ink *= float(np.median(light)) / light
+    return np.clip(ink - paper_grain(ink), 0, None)
+
+
+def paper_grain(ink: np.ndarray) -> np.ndarray:
+    """What the page's grain leaves above the opening (which follows the grain's troughs), on
+    each pixel: the 25th percentile of coarse blocks (a sixth of the shorter side, mostly
+    page), median-filtered over the blocks (a block full of ink does not count) and
+    interpolated back to every pixel."""
+    from PIL import Image
+    from scipy import ndimage
+
+    h, w = ink.shape
+    block = min(max(8, min(h, w) // 6), h, w)
+    rows, cols = max(1, h // block), max(1, w // block)
+    cells = ink[: rows * block, : cols * block].reshape(rows, block, cols, block)
+    small = np.percentile(cells, 25, axis=(1, 3)).astype(np.float32)
+    small = ndimage.median_filter(small, size=3, mode="nearest")
+    return np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BILINEAR))
+
+
+def page_angle(ink: np.ndarray) -> float:
+    """The angle (degrees, counter-clockwise) the page is turned by: the rotation, of those
+    within MAX_TILT either way, that makes the sums of the ink's rows and columns sharpest
+    (their sum of squares largest), found on a copy at most 200 pixels long, in whole degrees,
+    then in fifths and in tenths around the best."""
+    from PIL import Image
+
+    image = Image.fromarray(ink.astype(np.float32))
+    image = image.reduce(max(1, max(ink.shape) // 200))
+
+    def sharpness(angle: float) -> float:
+        turned = np.asarray(image.rotate(-angle, Image.Resampling.BILINEAR))
+        return float((turned.sum(axis=0) ** 2).sum() + (turned.sum(axis=1) ** 2).sum())
+
+    best = 0.0
+    for step, reach in ((1.0, MAX_TILT), (0.2, 0.8), (0.1, 0.1)):
+        angles = best + np.arange(-reach, reach + step / 2, step)
+        best = float(angles[int(np.argmax([sharpness(a) for a in angles]))])
+    return round(best, 1)
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """The pen's stroke width on an ink mask: twice its area over its outline's length (a
+    band of width s and length l has area s*l and an outline about 2*l long)."""
+    from scipy import ndimage
+
+    area = int(mask.sum())
+    outline = area - int(ndimage.binary_erosion(mask).sum())
+    return 2.0 * area / max(outline, 1)
+
+
+def printed_lines(ink: np.ndarray, stroke: float) -> np.ndarray:
+    """The printed lines of a straightened ink image, as brightness to subtract (0 elsewhere):
+    horizontal and vertical runs that are straight for LINE_RUN of the page, reach across
+    LINE_SPAN of it and are thinner than LINE_THIN of the pen's ``stroke``."""
+    from scipy import ndimage
+
+    lines = np.zeros_like(ink)
+    for axis in (0, 1):  # 0: lines along rows (horizontal), 1: along columns
+        along = ink.shape[1 - axis]
+        run = max(3, round(LINE_RUN * along))
+        wobble = ndimage.maximum_filter1d(ink, 3, axis=axis)  # a pixel of drift either way
+        opened = ndimage.grey_opening(wobble, size=(1, run) if axis == 0 else (run, 1))
+        level = float(opened.max())
+        if level <= 0:
+            continue
+        labels, _ = ndimage.label(opened > 0.25 * level)
+        for k, box in enumerate(ndimage.find_objects(labels), start=1):
+            span = box[1 - axis].stop - box[1 - axis].start
+            if span < LINE_SPAN * along:
+                continue
+            thickness = float((labels[box] == k).sum()) / span
+            if thickness >= LINE_THIN * stroke:
+                continue
+            here = labels[box] == k
+            lines[box] = np.maximum(lines[box], np.where(here, opened[box], 0.0))
+    return lines
+
+
+def otsu(values: np.ndarray) -> float:
+    """Otsu's threshold of grey values 0..255: the split that maximises the between-class
+    variance of the histogram."""
+    counts = np.bincount(np.clip(values, 0, 255).astype(np.int64).ravel(), minlength=256)
+    levels = np.arange(256, dtype=np.float64)
+    weight = np.cumsum(counts).astype(np.float64)
+    total = weight[-1]
+    mean = np.cumsum(counts * levels)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mean[-1] * weight - mean * total) ** 2 / (weight * (total - weight))
+    between = np.where(np.isfinite(between), between, -1.0)
+    return float(np.argmax(between)) if between.max() > 0 else float(mean[-1] / total)
+
+
+def remove_lines(ink: np.ndarray) -> np.ndarray:
+    """The ink with the page's printed lines taken out (see the module), found at half size on
+    large images. The pen's strokes are measured on the pixels above Otsu's threshold (printed
+    lines are mostly fainter)."""
+    from PIL import Image
+    from scipy import ndimage
+
+    peak = float(ink.max())
+    if peak <= 0 or min(ink.shape) < 8:
+        return ink
+    image = Image.fromarray(ink.astype(np.float32))
+    half = min(ink.shape) >= 200
+    small = image.reduce(2) if half else image
+    angle = page_angle(np.asarray(small))
+    straight = np.asarray(small.rotate(-angle, Image.Resampling.BILINEAR) if angle else small)
+    scaled = straight * (255.0 / peak)
+    mask = scaled > (otsu(scaled[scaled > 8]) if (scaled > 8).any() else 128.0)
+    if not mask.any():
+        return ink
+    lines = printed_lines(straight, stroke_width(mask))
+    if not lines.any():
+        return ink
+    lines = Image.fromarray(ndimage.maximum_filter(lines, 3))
+    if angle:
+        lines = lines.rotate(angle, Image.Resampling.BILINEAR)
+    if half:
+        lines = lines.resize(image.size, Image.Resampling.BILINEAR)
+    return np.clip(ink - np.minimum(np.asarray(lines), ink), 0, None)
