@@ -27,6 +27,7 @@ from numeral.data.preprocess import should_invert
 
 BACKGROUND_SQUARE = 1 / 4  # the opening's square, a share of the shorter side
 MAX_TILT = 8.0  # degrees: the page angles searched, either way
+COARSE_SIDE = 250  # pixels: the page's light and lines are found at about this size
 LINE_RUN = 0.25  # a printed line runs straight for this share of the page at least
 LINE_SPAN = 0.7  # and reaches across this share of it
 LINE_THIN = 0.75  # and is thinner than this share of the pen's strokes
@@ -34,7 +35,13 @@ LINE_THIN = 0.75  # and is thinner than this share of the pen's strokes
 
 def lift_ink(grey: np.ndarray) -> tuple[np.ndarray, bool]:
     """A grey image (h, w), 0..255 -> its ink, bright on 0 (see :func:`flatten_background`),
-    and whether the ink was dark on a light page (:func:`dark_ink`)."""
+    and whether the ink was dark on a light page (:func:`dark_ink`).
+
+    >>> page = np.full((60, 90), 220.0); page[20:40, 30:34] = 40.0   # a dark stroke
+    >>> ink, dark = lift_ink(page)
+    >>> dark, round(float(ink[30, 31])), float(ink[5, 5])
+    (True, 180, 0.0)
+    """
     inverted = dark_ink(grey)
     return flatten_background(255.0 - grey if inverted else grey, inverted), inverted
 
@@ -59,17 +66,22 @@ def dark_ink(grey: np.ndarray) -> bool:
 
 
 def page_scale(grey: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
-    """The image the page is estimated on (at half size when both sides are 200 pixels or
-    more: the page is smooth enough) and the opening's square there (a quarter of the shorter
-    side)."""
+    """The image the page is estimated on (reduced by :func:`coarse`: the page is smooth
+    enough) and the opening's square there (a quarter of the shorter side)."""
     from PIL import Image
 
-    half = min(grey.shape) >= 200
+    factor = coarse(grey.shape)
     small = grey.astype(np.float32)
-    if half:
-        small = np.asarray(Image.fromarray(small).reduce(2))
-    side = max(2, round(BACKGROUND_SQUARE * min(grey.shape) / (2 if half else 1)))
+    if factor > 1:
+        small = np.asarray(Image.fromarray(small).reduce(factor))
+    side = max(2, round(BACKGROUND_SQUARE * min(grey.shape) / factor))
     return small, (side, side)
+
+
+def coarse(shape: tuple[int, ...]) -> int:
+    """How much the page's light and lines are reduced to be found: to about COARSE_SIDE
+    pixels on the shorter side (a 1600x1200 photo by 5, a 600x300 one by 1)."""
+    return max(1, round(min(shape) / COARSE_SIDE))
 
 
 def flatten_background(grey: np.ndarray, bright_page: bool = False) -> np.ndarray:
@@ -92,11 +104,13 @@ def ink_above(grey: np.ndarray, page: np.ndarray, bright_page: bool) -> np.ndarr
     page (inverted) light multiplies, so ink in a shadow is fainter by as much as the page is:
     the ink is divided by the page's own light (and multiplied by its median, to keep the
     scale)."""
-    ink = np.clip(grey - page, 0, None)
+    ink = np.subtract(grey, page, dtype=np.float32)
+    np.maximum(ink, 0, out=ink)
     if bright_page:
         light = np.maximum(255.0 - page, 32.0)  # the page's brightness before inverting
-        ink *= float(np.median(light)) / light
-    return np.clip(ink - paper_grain(ink), 0, None)
+        ink *= float(np.median(light[::4, ::4])) / light
+    ink -= paper_grain(ink)
+    return np.maximum(ink, 0, out=ink)
 
 
 def paper_grain(ink: np.ndarray) -> np.ndarray:
@@ -108,31 +122,42 @@ def paper_grain(ink: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
     h, w = ink.shape
-    block = min(max(8, min(h, w) // 6), h, w)
-    rows, cols = max(1, h // block), max(1, w // block)
-    cells = ink[: rows * block, : cols * block].reshape(rows, block, cols, block)
+    factor = coarse(ink.shape)
+    copy = np.asarray(Image.fromarray(ink).reduce(factor)) if factor > 1 else ink
+    block = min(max(8, min(h, w) // 6) // factor, *copy.shape)
+    rows, cols = max(1, copy.shape[0] // block), max(1, copy.shape[1] // block)
+    cells = copy[: rows * block, : cols * block].reshape(rows, block, cols, block)
     small = np.percentile(cells, 25, axis=(1, 3)).astype(np.float32)
     small = ndimage.median_filter(small, size=3, mode="nearest")
     return np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BILINEAR))
 
 
 def page_angle(ink: np.ndarray) -> float:
-    """The angle (degrees, counter-clockwise) the page is turned by: the rotation, of those
-    within MAX_TILT either way, that makes the sums of the ink's rows and columns sharpest
-    (their sum of squares largest), found on a copy at most 200 pixels long, in whole degrees,
-    then in fifths and in tenths around the best."""
+    """The angle (degrees) the page is turned by, counter-clockwise as shown (so that
+    ``Image.rotate(-angle)`` straightens it): of the angles within MAX_TILT either way, the one
+    whose rows and columns of ink have the sharpest sums (their sum of squares largest),
+    projecting the ink of a copy at most 400 pixels long onto turned axes (whole degrees,
+    then fifths and tenths around the best)."""
     from PIL import Image
 
     image = Image.fromarray(ink.astype(np.float32))
-    image = image.reduce(max(1, max(ink.shape) // 200))
+    small = np.asarray(image.reduce(max(1, max(ink.shape) // 400)))
+    ys, xs = np.nonzero(small > 0.1 * small.max())
+    weights = small[ys, xs].astype(np.float64)
+    ys, xs = ys - small.shape[0] / 2, xs - small.shape[1] / 2
+    reach = int(np.hypot(*small.shape)) + 2
 
     def sharpness(angle: float) -> float:
-        turned = np.asarray(image.rotate(-angle, Image.Resampling.BILINEAR))
-        return float((turned.sum(axis=0) ** 2).sum() + (turned.sum(axis=1) ** 2).sum())
+        c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
+        rows = np.bincount((xs * s + ys * c + reach).astype(np.int64), weights, 2 * reach)
+        cols = np.bincount((xs * c - ys * s + reach).astype(np.int64), weights, 2 * reach)
+        return float((rows**2).sum() + (cols**2).sum())
 
+    if not len(weights):
+        return 0.0
     best = 0.0
-    for step, reach in ((1.0, MAX_TILT), (0.2, 0.8), (0.1, 0.1)):
-        angles = best + np.arange(-reach, reach + step / 2, step)
+    for step, span in ((1.0, MAX_TILT), (0.2, 0.8), (0.1, 0.1)):
+        angles = best + np.arange(-span, span + step / 2, step)
         best = float(angles[int(np.argmax([sharpness(a) for a in angles]))])
     return round(best, 1)
 
@@ -167,7 +192,7 @@ def printed_lines(ink: np.ndarray, stroke: float) -> np.ndarray:
             span = box[1 - axis].stop - box[1 - axis].start
             if span < LINE_SPAN * along:
                 continue
-            thickness = float((labels[box] == k).sum()) / span
+            thickness = float((labels[box] == k).sum()) / span - 2  # less the wobble's 2
             if thickness >= LINE_THIN * stroke:
                 continue
             here = labels[box] == k
@@ -190,7 +215,7 @@ def otsu(values: np.ndarray) -> float:
 
 
 def remove_lines(ink: np.ndarray) -> np.ndarray:
-    """The ink with the page's printed lines taken out (see the module), found at half size on
+    """The ink with the page's printed lines taken out (see the module), found on a reduced copy of
     large images. The pen's strokes are measured on the pixels above Otsu's threshold (printed
     lines are mostly fainter)."""
     from PIL import Image
@@ -200,8 +225,8 @@ def remove_lines(ink: np.ndarray) -> np.ndarray:
     if peak <= 0 or min(ink.shape) < 8:
         return ink
     image = Image.fromarray(ink.astype(np.float32))
-    half = min(ink.shape) >= 200
-    small = image.reduce(2) if half else image
+    factor = coarse(ink.shape)
+    small = image.reduce(factor) if factor > 1 else image
     angle = page_angle(np.asarray(small))
     straight = np.asarray(small.rotate(-angle, Image.Resampling.BILINEAR) if angle else small)
     scaled = straight * (255.0 / peak)
@@ -214,6 +239,6 @@ def remove_lines(ink: np.ndarray) -> np.ndarray:
     lines = Image.fromarray(ndimage.maximum_filter(lines, 3))
     if angle:
         lines = lines.rotate(angle, Image.Resampling.BILINEAR)
-    if half:
+    if factor > 1:
         lines = lines.resize(image.size, Image.Resampling.BILINEAR)
     return np.clip(ink - np.minimum(np.asarray(lines), ink), 0, None)

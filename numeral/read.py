@@ -53,7 +53,7 @@ from numeral.paper import lift_ink, otsu, remove_lines
 from numeral.predict import Model, Recognizer, recognizer_for
 from numeral.results import Digit, Reading, Recognition
 
-WORK_SIDE = 1600  # larger photos are read at this size (longer side)
+WORK_SIDE = 1200  # larger photos are read at this size (longer side)
 SPECK = 0.03  # components under this share of the largest one's area are specks
 MAX_PIECES = 60  # more candidate numerals than this is not a written number
 CUT_TRIES = 7  # columns tried for each cut between touching numerals
