@@ -136,8 +136,8 @@ def page_angle(ink: np.ndarray) -> float:
     """The angle (degrees) the page is turned by, counter-clockwise as shown (so that
     ``Image.rotate(-angle)`` straightens it): of the angles within MAX_TILT either way, the one
     whose rows and columns of ink have the sharpest sums (their sum of squares largest),
-    projecting the inked pixels (faint or not: printed lines are faint) of a copy at most 400 pixels long onto turned axes (whole degrees,
-    then fifths and tenths around the best)."""
+    projecting the inked pixels (faint or not: printed lines are faint) of a copy at most 400
+    pixels long onto turned axes (whole degrees, then fifths and tenths around the best)."""
     from PIL import Image
 
     image = Image.fromarray(ink.astype(np.float32))
@@ -230,15 +230,16 @@ def remove_lines(ink: np.ndarray) -> np.ndarray:
     angle = page_angle(np.asarray(small))
     straight = np.asarray(small.rotate(-angle, Image.Resampling.BILINEAR) if angle else small)
     scaled = straight * (255.0 / peak)
-    mask = scaled > (otsu(scaled[scaled > 8]) if (scaled > 8).any() else 128.0)
+    level = otsu(scaled[scaled > 8]) if (scaled > 8).any() else 128.0
+    mask = scaled > min(max(level, 96.0), 160.0)  # Otsu's, kept off the faint end
     if not mask.any():
         return ink
     lines = printed_lines(straight, stroke_width(mask))
     if not lines.any():
         return ink
-    lines = Image.fromarray(ndimage.maximum_filter(lines, 3))
+    found = Image.fromarray(ndimage.maximum_filter(lines, 3))
     if angle:
-        lines = lines.rotate(angle, Image.Resampling.BILINEAR)
+        found = found.rotate(angle, Image.Resampling.BILINEAR)
     if factor > 1:
-        lines = lines.resize(image.size, Image.Resampling.BILINEAR)
-    return np.clip(ink - np.minimum(np.asarray(lines), ink), 0, None)
+        found = found.resize(image.size, Image.Resampling.BILINEAR)
+    return np.clip(ink - np.minimum(np.asarray(found), ink), 0, None)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -60,8 +61,10 @@ def mixed(rng: np.random.Generator) -> Photo:
     """A photo with several of the conditions at once: the paper, the ink, tilt, shadow,
     blur and compression each changed with probability one half."""
     photo = Photo(paper=str(rng.choice(["plain", "ruled", "squared"])))
-    for name, changed in (("ink", BLUE), ("tilt", (3.0, 6.0)), ("shadow", (0.3, 0.5)),
-                          ("blur", (1.5, 2.5)), ("jpeg", (25, 40)), ("breaks", 1.0)):
+    changes: tuple[tuple[str, Any], ...] = (
+        ("ink", BLUE), ("tilt", (3.0, 6.0)), ("shadow", (0.3, 0.5)), ("blur", (1.5, 2.5)),
+        ("jpeg", (25, 40)), ("breaks", 1.0))
+    for name, changed in changes:
         if rng.random() < 0.5:
             photo = replace(photo, **{name: changed})
     return photo
