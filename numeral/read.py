@@ -49,7 +49,7 @@ from numeral.data.preprocess import (
 )
 from numeral.errors import DataError
 from numeral.nn import Ensemble, Network
-from numeral.paper import lift_ink, otsu, remove_lines
+from numeral.data.paper import lift_ink, otsu, remove_lines
 from numeral.predict import Model, Recognizer, recognizer_for
 from numeral.results import Digit, Reading, Recognition
 

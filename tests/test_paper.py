@@ -1,4 +1,4 @@
-"""numeral.paper: the page under the numerals (light, shadow, printed lines) taken away (#27)."""
+"""numeral.data.paper: the page under the numerals (light, shadow, printed lines) taken away (#27)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numeral.paper import dark_ink, lift_ink, page_angle, remove_lines
+from numeral.data.paper import dark_ink, lift_ink, page_angle, remove_lines
 from numeral.read import edge_strip
 
 
@@ -75,6 +75,16 @@ def test_a_thick_bar_across_a_tight_crop_is_a_stroke_not_a_printed_line() -> Non
     ink = np.zeros((60, 70), np.float32)
     ink[10:18, 2:68] = 220.0  # the bar of a numeral, 8 wide, nearly the whole width
     ink[18:55, 30:38] = 220.0
+    assert np.array_equal(remove_lines(ink), ink)
+
+
+def test_a_thick_ring_filling_a_tight_crop_is_a_stroke_not_printed_lines() -> None:
+    """A single zero scaled up to fill its image: the straight cores of its top and bottom (a
+    quarter of the side long, thinner than the pen) are not printed lines, because the ink
+    across them is as thick as the pen."""
+    yy, xx = np.mgrid[:140, :140]
+    radius = np.hypot((yy - 70) * 1.2, xx - 70)
+    ink = np.where((radius > 40) & (radius < 62), 240.0, 0.0).astype(np.float32)
     assert np.array_equal(remove_lines(ink), ink)
 
 

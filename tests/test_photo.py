@@ -62,7 +62,7 @@ def test_broken_strokes_only_erase_ink() -> None:
 def test_the_reader_reads_photos_on_lined_paper_and_in_shadow(
         condition: str, test_images: tuple[np.ndarray, np.ndarray]) -> None:
     """Measured with many more in benchmarks/bench_read.py --photos (docs/reading.md). Before
-    numeral.paper took the page away, ruled and squared paper read about half the numbers,
+    numeral.data.paper took the page away, ruled and squared paper read about half the numbers,
     a shadow a quarter, small numerals on squares a fifth; broken strokes (not tested here)
     are still read at about 65-85 %."""
     images, labels = test_images
