@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from numeral.data import Preprocessing
+from numeral.data.paper import lift_ink, otsu, remove_lines
 from numeral.data.preprocess import (
     MIN_CONTRAST,
     decode_grey,
@@ -49,7 +50,6 @@ from numeral.data.preprocess import (
 )
 from numeral.errors import DataError
 from numeral.nn import Ensemble, Network
-from numeral.data.paper import lift_ink, otsu, remove_lines
 from numeral.predict import Model, Recognizer, recognizer_for
 from numeral.results import Digit, Reading, Recognition
 
@@ -62,6 +62,8 @@ FAINT = 0.2  # faint ink: above this share of the ink threshold, and joined to i
 LINE_PART = 0.5  # parts at least this share of the tallest one's height tell the lines apart
 JOIN_WIDTH = 1.3  # neighbours joined by faint ink are one numeral if no wider than this many
 EDGE_THIN = 0.25  # a mark along the border thinner than this share of its length is an edge
+MERGE_WIDTH = 1.25  # neighbouring pieces no wider together than this many numerals may be one
+MERGE_MOST = 3  # and as many as this
 ASPECT = 0.96  # a numeral's width / height: the median of TibetanMNIST's (5-95 %: 0.82-1.08)
 TIBETAN_ZERO = 0x0F20  # ༠; the digits ༠-༩ follow it
 
@@ -124,7 +126,48 @@ def find_pieces(ink: np.ndarray, score: Score | None = None) -> tuple[list[Piece
         pieces += split_touching(region, xs.start, ys.start, height, score)
     if len(pieces) > MAX_PIECES:
         return [], f"{len(pieces)} numerals: this does not look like one written number"
-    return pieces, None
+    return (merge_broken(pieces, height, score) if score is not None else pieces), None
+
+
+def merge_broken(pieces: list[Piece], height: float, score: Score) -> list[Piece]:
+    """The pieces of a numeral the pen broke apart, joined: of all the ways to group the line's
+    pieces into numerals, each numeral a run of at most MERGE_MOST neighbours no wider together
+    than MERGE_WIDTH numerals, the one the recogniser reads most surely (the largest sum of the
+    numerals' log top probabilities; a dynamic programme over the line, left to right)."""
+    n = len(pieces)
+    runs = [(i, j) for j in range(1, n + 1)
+            for i in range(j - 1, max(0, j - MERGE_MOST) - 1, -1)
+            if j - i == 1 or pieces[j - 1].x1 - pieces[i].x0 <= MERGE_WIDTH * ASPECT * height]
+    if len(runs) == n:  # nothing could be joined
+        return pieces
+    candidates = [pieces[i] if j - i == 1 else joined(pieces[i:j]) for i, j in runs]
+    # each numeral counted against the line's surest single piece, so that a model that never
+    # says 1 (trained with label smoothing: about 0.9 at best) does not favour fewer numerals
+    sure = score(candidates)
+    sure -= max(s for (i, j), s in zip(runs, sure, strict=True) if j - i == 1)
+    best = np.full(n + 1, -np.inf)
+    best[0] = 0.0
+    start = np.zeros(n + 1, dtype=np.int64)  # where the best grouping's last numeral begins
+    # by j, so best[i] is final when used; the single piece first, so that a tie keeps it
+    for (i, j), s in zip(runs, sure, strict=True):
+        if best[i] + s > best[j]:
+            best[j], start[j] = best[i] + s, i
+    ends = [n]
+    while ends[-1] > 0:
+        ends.append(int(start[ends[-1]]))
+    chosen = {(i, j): c for (i, j), c in zip(runs, candidates, strict=True)}
+    return [chosen[i, j] for j, i in itertools.pairwise(ends)][::-1]
+
+
+def joined(parts: list[Piece]) -> Piece:
+    """One piece made of several: their box, each one's ink where it lies."""
+    x0, y0 = min(p.x0 for p in parts), min(p.y0 for p in parts)
+    x1, y1 = max(p.x1 for p in parts), max(p.y1 for p in parts)
+    ink = np.zeros((y1 - y0, x1 - x0), dtype=parts[0].ink.dtype)
+    for p in parts:
+        view = ink[p.y0 - y0:p.y1 - y0, p.x0 - x0:p.x1 - x0]
+        np.maximum(view, p.ink, out=view)
+    return Piece(x0, y0, x1, y1, ink)
 
 
 def edge_strip(box: tuple[slice, slice], shape: tuple[int, ...]) -> bool:

@@ -1,4 +1,4 @@
-"""numeral.data.paper: the page under the numerals (light, shadow, printed lines) taken away (#27)."""
+"""numeral.data.paper: the page under the numerals (light, shadow, lines) taken away (#27)."""
 
 from __future__ import annotations
 

@@ -84,6 +84,44 @@ def test_a_stroke_broken_off_above_is_part_of_the_numeral(
     assert right >= 36  # measured: 38
 
 
+def test_a_numeral_broken_down_its_middle_is_one_numeral_between_its_neighbours(
+        reader: NumberReader, test_images: tuple[np.ndarray, np.ndarray]) -> None:
+    """A gap down the middle of a numeral (a pen that skipped) leaves two parts side by side,
+    each half a numeral tall or more: the reader joins them when the recogniser reads the
+    joined piece more surely than the two, never numerals that together are wider than one."""
+    images, labels = test_images
+    rng = np.random.default_rng(3)
+    right = count = 0
+    for _ in range(40):
+        pick = rng.choice(len(labels), 3, replace=False)
+        middle = images[pick[1]].copy()
+        cols = np.flatnonzero(middle.max(axis=0) > 40)
+        gap = (cols[0] + cols[-1]) // 2
+        middle[:, gap - 1 : gap + 2] = 0
+        trio = np.stack([images[pick[0]], middle, images[pick[2]]])
+        reading = reader.read(compose_number(trio, rng, Layout(height=(100, 100), specks=0)))
+        right += reading["text"] == "".join(str(c) for c in labels[pick])
+        count += len(reading["digits"]) == 3
+    assert right >= 29 and count >= 32  # measured: 33 and 35 (without joining: 12 right)
+
+
+def test_pieces_are_joined_only_when_surer_and_no_wider_than_a_numeral() -> None:
+    from numeral.read import Piece, merge_broken
+
+    def piece(x0: int, x1: int) -> Piece:
+        return Piece(x0, 0, x1, 100, np.full((100, x1 - x0), 200.0))
+
+    def wide_is_sure(pieces: list[Piece]) -> np.ndarray:  # any joined piece reads surely
+        return np.array([0.0 if p.x1 - p.x0 > 60 else -1.0 for p in pieces])
+
+    a, b, c = piece(0, 40), piece(50, 90), piece(200, 240)
+    out = merge_broken([a, b, c], 100.0, wide_is_sure)
+    assert [(p.x0, p.x1) for p in out] == [(0, 90), (200, 240)]
+    assert out[0].ink[:, 40:50].max() == 0 and out[0].ink[:, :40].min() == 200  # each its own
+    assert len(merge_broken([a, c], 100.0, wide_is_sure)) == 2  # 240 wide: two numerals
+    assert len(merge_broken([a, b], 100.0, lambda ps: -np.ones(len(ps)))) == 2  # not surer
+
+
 def test_one_numeral_and_scaled_photos_give_boxes_in_the_photos_pixels(
         reader: NumberReader, test_images: tuple[np.ndarray, np.ndarray]) -> None:
     images, labels = test_images

@@ -28,6 +28,7 @@ from numeral.data.preprocess import should_invert
 BACKGROUND_SQUARE = 1 / 4  # the opening's square, a share of the shorter side
 MAX_TILT = 8.0  # degrees: the page angles searched, either way
 COARSE_SIDE = 250  # pixels: the page's light and lines are found at about this size
+PEN_SQUARE = 4.0  # strokes: the page is found again with squares this many strokes wide
 LINE_RUN = 0.25  # a printed line runs straight for this share of the page at least
 LINE_SPAN = 0.7  # and reaches across this share of it
 LINE_THIN = 0.75  # and is thinner than this share of the pen's strokes
@@ -93,10 +94,25 @@ def flatten_background(grey: np.ndarray, bright_page: bool = False) -> np.ndarra
 
     small, size = page_scale(grey)
     page = ndimage.grey_opening(small, size=size)
+    near = pen_square(small - page)
+    if near < size[0]:  # the page again, closer: a square a few strokes wide follows a shadow
+        page = ndimage.grey_opening(small, size=(near, near))
     if page.shape != grey.shape:
         page = np.asarray(Image.fromarray(page).resize(grey.shape[::-1],
                                                        Image.Resampling.BILINEAR))
     return ink_above(grey.astype(np.float32), page, bright_page)
+
+
+def pen_square(ink: np.ndarray) -> int:
+    """The side of a square that no stroke of the pen fills: PEN_SQUARE strokes wide (the
+    stroke measured on the ink above Otsu's threshold, see :func:`stroke_width`)."""
+    peak = float(ink.max())
+    if peak <= 0:
+        return 1 << 30
+    scaled = ink * (255.0 / peak)
+    level = otsu(scaled[scaled > 8]) if (scaled > 8).any() else 128.0
+    mask = scaled > min(max(level, 96.0), 160.0)
+    return max(3, int(np.ceil(PEN_SQUARE * stroke_width(mask)))) if mask.any() else 1 << 30
 
 
 def ink_above(grey: np.ndarray, page: np.ndarray, bright_page: bool) -> np.ndarray:
