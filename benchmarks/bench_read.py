@@ -48,6 +48,7 @@ import numpy as np
 from numeral.data import load, resolve_data_path, split, vectorize
 from numeral.data.compose import compose_number
 from numeral.data.photo import CONDITIONS, Photo, photo_number
+from numeral.nn.calibration import expected_calibration_error
 from numeral.predict import Recognizer
 from numeral.read import NumberReader
 
@@ -141,6 +142,8 @@ def photos(model: str, count: int, picture: Path | None, part: str = "test",
           "| ms a photo (median) |\n|---|---|---|---|---|")
     shown: list[tuple[str, bytes, dict]] = []
     totals = np.zeros(4)
+    sure: list[float] = []  # each photo's confidence, and whether it was read right
+    whole: list[bool] = []
     conditions = [(c, name, photo) for c, (name, photo) in enumerate(CONDITIONS.items())
                   if not only or name in only]
     for c, condition, photo in conditions:
@@ -155,6 +158,8 @@ def photos(model: str, count: int, picture: Path | None, part: str = "test",
             reading = reader.read(jpeg)
             times.append(time.perf_counter() - started)
             right += reading["text"] == truth
+            sure.append(float(reading["confidence"]) if reading["text"] else 0.0)
+            whole.append(reading["text"] == truth)
             digits += max(0, len(truth) - edit_distance(reading["text"], truth))
             total += len(truth)
             singly += int(alone[pick].sum())
@@ -169,6 +174,7 @@ def photos(model: str, count: int, picture: Path | None, part: str = "test",
     if picture:
         photo_sheet(shown, picture)
         print(f"\npicture: {picture}")
+    flagged_table(np.array(sure), np.array(whole), recognizer.temperature)
     rng = np.random.default_rng(5)
     times = []
     for _ in range(10):  # a 12-megapixel phone photo of 5 numerals
@@ -181,6 +187,24 @@ def photos(model: str, count: int, picture: Path | None, part: str = "test",
         times.append(time.perf_counter() - started)
     print(f"\nreading a 12-megapixel JPEG (4000x3000) of 5 numerals, from its bytes: median "
           f"{1000 * statistics.median(times):.0f} ms, slowest {1000 * max(times):.0f} ms (10)")
+
+
+def flagged_table(sure: np.ndarray, right: np.ndarray, temperature: float) -> None:
+    """What --min-confidence P does on these photos: the share of numbers flagged for a person
+    to check, and how many of the others are wrong; and how well the numbers' confidence is
+    calibrated (ECE over the photos, the confidence as the chance the whole number is right)."""
+    conf = np.stack([1 - sure, sure], axis=1)
+    ece = expected_calibration_error(conf, right.astype(np.int64))
+    print(f"\nthe model's temperature {temperature:g}; numbers' confidence against their being "
+          f"right: ECE {ece:.1%} over {len(right)} photos; wrong overall {1 - right.mean():.1%}")
+    print("\n| --min-confidence | numbers flagged | wrong among those not flagged | "
+          "wrong numbers caught |\n|---|---|---|---|")
+    for p in (0.5, 0.7, 0.8, 0.9):
+        flagged = sure < p
+        kept = ~flagged
+        wrong_kept = float(np.mean(~right[kept])) if kept.any() else 0.0
+        caught = float(np.sum(flagged & ~right) / max(np.sum(~right), 1))
+        print(f"| {p} | {flagged.mean():.1%} | {wrong_kept:.1%} | {caught:.0%} |")
 
 
 def photo_sheet(shown: list[tuple[str, bytes, dict]], path: Path) -> None:

@@ -29,8 +29,9 @@ from typing import Any
 from numeral.data.sources import IMAGE_SUFFIXES
 from numeral.errors import NumeralError
 from numeral.nn.parallel import set_threads
+from numeral.results import with_check
 
-CSV_COLUMNS = ["image", "text", "tibetan", "confidence", "numerals", "reason", "error"]
+CSV_COLUMNS = ["image", "text", "tibetan", "confidence", "numerals", "reason", "error", "check"]
 CHUNK = 4  # images a worker takes at a time: few, so that few are in flight when stopped
 
 
@@ -124,6 +125,13 @@ def already_read(out: Path, fmt: str) -> set[str]:
     return done
 
 
+def existing_columns(out: Path) -> list[str]:
+    """The header of a CSV file an earlier run wrote (CSV_COLUMNS if it has none)."""
+    with out.open(encoding="utf-8", newline="") as fh:
+        header = next(csv.reader(fh), None)
+    return header or CSV_COLUMNS
+
+
 class Results:
     """Appends one line per image to a JSON Lines or CSV file, flushed as it is written."""
 
@@ -136,7 +144,10 @@ class Results:
         except OSError as exc:
             raise NumeralError(f"cannot write the results to {out}: {exc.strerror}; give "
                                "another --out") from None
-        self.csv = csv.DictWriter(self.file, CSV_COLUMNS) if fmt == "csv" else None
+        # a file an earlier run began keeps its columns (one written before "check" existed)
+        columns = CSV_COLUMNS if new else existing_columns(out)
+        self.csv = (csv.DictWriter(self.file, columns, extrasaction="ignore")
+                    if fmt == "csv" else None)
         if self.csv is not None and new:
             self.csv.writeheader()
 
@@ -147,7 +158,9 @@ class Results:
                                "confidence": result.get("confidence", ""),
                                "numerals": len(result.get("digits", [])),
                                "reason": result.get("reason") or "",
-                               "error": result.get("error", "")})
+                               "error": result.get("error", ""),
+                               "check": "" if "check" not in result else
+                               "yes" if result["check"] else "no"})
         else:
             self.file.write(json.dumps(result, ensure_ascii=False) + "\n")
         self.file.flush()
@@ -243,9 +256,12 @@ def _read_on_ray(items: Sequence[Item], model: str, address: str) -> Iterator[di
 
 def read_archive(sources: Sequence[str | Path], out: Path, *, model: str = "tibetan",
                  jobs: int | None = None, address: str | None = None, fmt: str | None = None,
-                 progress: bool = True, log: Callable[[str], None] = print) -> dict[str, int]:
+                 progress: bool = True, log: Callable[[str], None] = print,
+                 min_confidence: float | None = None) -> dict[str, int]:
     """Read every image of ``sources`` into ``out`` (JSON Lines or CSV), skipping those an
-    earlier run already wrote there. Returns the counts: images, skipped, read, failed."""
+    earlier run already wrote there; with ``min_confidence``, each line says whether a person
+    should check it (:func:`numeral.results.with_check`). Returns the counts: images, skipped,
+    read, failed and (with ``min_confidence``) to check."""
     fmt = output_format(out, fmt)
     items = expand(sources)
     done = already_read(out, fmt)
@@ -253,12 +269,15 @@ def read_archive(sources: Sequence[str | Path], out: Path, *, model: str = "tibe
     if done:
         log(f"{len(items) - len(todo)} of {len(items)} images are already in {out}: "
             "reading the others")
-    counts = {"images": len(items), "skipped": len(items) - len(todo), "read": 0, "failed": 0}
+    counts = {"images": len(items), "skipped": len(items) - len(todo), "read": 0, "failed": 0,
+              "check": 0}
     results = Results(out, fmt)
     try:
         for result in _progress(read_items(todo, model, jobs, address), len(todo), progress):
+            result = with_check(result, min_confidence)
             results.write(result)
             counts["failed" if "error" in result else "read"] += 1
+            counts["check"] += bool(result.get("check"))
     finally:
         results.close()
     return counts

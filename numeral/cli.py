@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import warnings
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from numeral.errors import NumeralError
+from numeral.results import with_check
 
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
 
@@ -58,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "folders of images")
     p.add_argument("--model", help="model file or shipped name (default: tibetan)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--min-confidence", type=probability, metavar="P",
+                   help="flag numerals read less surely than P (0-1) for a person to check")
 
     p = sub.add_parser("read", help="read whole numbers (several numerals on one line)")
     p.add_argument("images", nargs="+", type=Path,
@@ -73,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", metavar="HEAD:PORT",
                    help="read on a Ray cluster ('local': start one on this machine)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--min-confidence", type=probability, metavar="P",
+                   help="flag numbers whose confidence (calibrated: the chance that every "
+                        "numeral is right) is under P (0-1) for a person to check")
 
     p = sub.add_parser("report", help="rebuild DIR/report.html from a finished run")
     p.add_argument("run", type=Path)
@@ -230,6 +237,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise NumeralError(f"give the images to recognise after the model {model}")
     recognizer = Recognizer.from_file(model or "tibetan")
     results, failed = each_image(image_paths(images), recognizer.recognize_file)
+    results = [with_check(r, args.min_confidence) for r in results]
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=1))
         return failed
@@ -237,11 +245,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if "error" in r:
             continue
         if r["label"] is None:
-            print(f"{r['image']}: {r['reason']}")
+            print(f"{r['image']}: {r['reason']}{check_mark(r)}")
             continue
         top = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in r["top3"])
-        print(f"{r['image']}: {r['class']}   (top 3: {top})")
+        print(f"{r['image']}: {r['class']}   (top 3: {top}){check_mark(r)}")
     return failed
+
+
+def probability(text: str) -> float:
+    """--min-confidence's value: a probability."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a probability: give a number from "
+                                         "0 to 1, such as 0.9")
+    return value
+
+
+def check_mark(result: dict[str, Any]) -> str:
+    return "   CHECK: less sure than --min-confidence" if result.get("check") else ""
 
 
 def each_image(paths: Sequence[Path], work: Any) -> tuple[list[dict[str, Any]], int]:
@@ -266,19 +290,22 @@ def cmd_read(args: argparse.Namespace) -> int:
         try:
             counts = read_archive(args.images, args.out, model=args.model, jobs=args.jobs,
                                   address=args.address, fmt=args.format,
-                                  progress=not args.quiet, log=_log_above_bar)
+                                  progress=not args.quiet, log=_log_above_bar,
+                                  min_confidence=args.min_confidence)
         except KeyboardInterrupt:
             print(f"\ninterrupted: the images read so far are in {args.out}; run the same "
                   "command again to read the others", file=sys.stderr)
             return EXIT_INTERRUPTED
         print(f"{args.out}: {counts['read']} images read, {counts['failed']} unreadable"
-              + (f", {counts['skipped']} already there" if counts["skipped"] else ""))
+              + (f", {counts['skipped']} already there" if counts["skipped"] else "")
+              + (f", {counts['check']} to check (confidence under {args.min_confidence})"
+                 if args.min_confidence is not None else ""))
         return EXIT_ERROR if counts["failed"] else 0
     results = []
     for r in read_items(expand(args.images), args.model, args.jobs, args.address):
         if "error" in r:
             print(f"numeral: error: {r['error']}", file=sys.stderr)
-        results.append(r)
+        results.append(with_check(r, args.min_confidence))
     failed = EXIT_ERROR if any("error" in r for r in results) else 0
     if args.json:
         print(json.dumps(results if len(results) > 1 else results[0], indent=1,
@@ -288,10 +315,11 @@ def cmd_read(args: argparse.Namespace) -> int:
         if "error" in r:
             continue
         if not r["text"]:
-            print(f"{r['image']}: nothing read ({r['reason']})")
+            print(f"{r['image']}: nothing read ({r['reason']}){check_mark(r)}")
             continue
         script = f" ({r['tibetan']})" if r.get("tibetan") else ""
-        print(f"{r['image']}: {r['text']}{script}   confidence {r['confidence']:.0%}")
+        print(f"{r['image']}: {r['text']}{script}   confidence {r['confidence']:.0%}"
+              f"{check_mark(r)}")
         for d in r["digits"]:
             top = ", ".join(f"{t['class']} {t['probability']:.1%}" for t in d["top3"])
             print(f"    {d['class']} at {d['box']}   (top 3: {top})")

@@ -24,6 +24,7 @@ from numeral.data.sources import IMAGE_SUFFIXES
 from numeral.errors import DataError
 from numeral.models import resolve_model
 from numeral.nn import Ensemble, Network, load_model
+from numeral.nn.calibration import temperature_of, tempered
 from numeral.results import Recognition
 
 BLANK_RANGE = 16  # grey levels: a 28x28 input whose values span less holds no numeral
@@ -41,6 +42,9 @@ class Recognizer:
         known = Preprocessing.__dataclass_fields__
         stored = {k: v for k, v in (self.meta.get("preprocessing") or {}).items() if k in known}
         self.preprocessing = Preprocessing.from_dict(stored)
+        # how sure the model is, calibrated: fitted on validation data when it was trained
+        # (numeral.nn.calibration), or 1.0 for a model file that records none
+        self.temperature = temperature_of(self.meta)
 
     @classmethod
     def from_file(cls, path: str | Path = "tibetan") -> Recognizer:
@@ -64,8 +68,9 @@ class Recognizer:
         return Recognition.nothing(reason) if reason else self.recognition_of_image(image28)
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
-        """The model's class probabilities (n, classes) for 28x28 inputs (n, 28, 28)."""
-        return self.model.predict_proba(vectorize(inputs))
+        """The model's class probabilities (n, classes) for 28x28 inputs (n, 28, 28), at its
+        calibrated temperature."""
+        return tempered(self.model.predict_proba(vectorize(inputs)), self.temperature)
 
     def recognition_of_image(self, image28: np.ndarray,
                              proba: np.ndarray | None = None) -> Recognition:

@@ -118,3 +118,17 @@ class Reading:
         if self.tibetan is not None:
             answer["tibetan"] = self.tibetan
         return answer
+
+
+def with_check(answer: dict[str, Any], min_confidence: float | None) -> dict[str, Any]:
+    """``answer`` (a reading's or a recognition's JSON) with ``"check"``: true when a person
+    should look at the image, because nothing was read or the answer is less sure than
+    ``min_confidence`` (a reading's ``confidence``, a numeral's top probability). Unchanged when
+    ``min_confidence`` is None, or for an error."""
+    if min_confidence is None or "error" in answer:
+        return answer
+    if "confidence" in answer:  # a whole number
+        sure = float(answer["confidence"]) if answer.get("text") else 0.0
+    else:  # one numeral
+        sure = float(answer["top3"][0]["probability"]) if answer.get("top3") else 0.0
+    return {**answer, "check": sure < min_confidence}

@@ -178,6 +178,7 @@ def test_the_graph_is_checked_and_says_what_it_holds(tmp_path: Path,
     assert batch.dim_param == "n"  # any batch size
     props = {p.key: p.value for p in proto.metadata_props}
     assert json.loads(props["class_names"]) == [str(i) for i in range(10)]
+    assert props["temperature"] == "1.0"  # none fitted: the probabilities as they are
 
 
 class Swish(Activation, register=False):  # made up here: no layer type of numeral
@@ -202,6 +203,20 @@ def test_old_model_files_run_in_javascript(name: str, images: np.ndarray, tmp_pa
     model = numeral.load_model(str(FIXTURES / name))
     got = javascript_probabilities(model, images[:200], tmp_path)
     np.testing.assert_allclose(got, model.predict_proba(images[:200]), rtol=0, atol=1e-4)
+
+
+def test_the_page_gives_the_calibrated_probabilities_the_server_gives(
+        images: np.ndarray, tmp_path: Path) -> None:
+    from numeral.nn.calibration import tempered
+    from numeral.predict import Recognizer
+
+    model = numeral.load_model(str(FIXTURES / "format1-plain.npz"))
+    model.members[0].meta["calibration"] = {"temperature": 0.5}
+    got = javascript_probabilities(model, images[:50], tmp_path)
+    assert Recognizer(model).temperature == 0.5
+    expected = tempered(model.predict_proba(images[:50]), 0.5)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+    assert np.abs(got - model.predict_proba(images[:50])).max() > 0.01  # it did change
 
 
 def test_every_preset_and_layer_type_runs_in_javascript(
@@ -318,3 +333,7 @@ def test_the_pages_reader_splits_touching_numerals(tmp_path: Path) -> None:
     assert found["scored"][0][1] > found["touching"][0][1]  # the score chose another cut
     assert "no ink" in found["blank"]["reason"] and "2 lines" in found["lines"]["reason"]
     assert found["stroke"] == [[21, 100]]  # a stroke above a numeral is part of it, not a line
+    # a broken ring: two pieces, joined when the model reads them surer as one (never two
+    # numerals apart, which together are wider than MERGE_WIDTH numerals)
+    assert found["broken"] == [[61, 98], [103, 140]] and found["joined"] == [[61, 140]]
+    assert found["apartScored"] == found["apart"]

@@ -46,6 +46,7 @@ import numpy as np
 
 from numeral.export.describe import Description, ExportError, input_descriptions
 from numeral.nn import Ensemble, Network
+from numeral.nn.calibration import temperature_of
 from numeral.nn.layers import LAYERS, Layer, describe
 
 OPSET = 17
@@ -310,6 +311,9 @@ def to_onnx(model: Network | Ensemble) -> Any:
         "architecture": repr(model),
         "input": "rows of 784 grey values in [0, 1], numeral white on black, as numeral.data "
                  "prepares an image",
+        # the graph gives the network's own probabilities p; calibrated, as numeral serves
+        # them, they are p ** (1/T) / sum(p ** (1/T)) (numeral/nn/calibration.py)
+        "temperature": str(temperature_of(meta)),
     })
     proto.doc_string = ("numeral model: " + repr(model) + ". " + str(meta.get("licence", "")))
     onnx.checker.check_model(proto, full_check=True)

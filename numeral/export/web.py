@@ -43,13 +43,23 @@ import numpy as np
 from numeral.export.describe import Description, ExportError, input_descriptions
 from numeral.export.onnx import EXPORTED
 from numeral.nn import Ensemble, Network
+from numeral.nn.calibration import temperature_of
 from numeral.nn.files import atomic_write
 from numeral.nn.layers import Layer, describe
-from numeral.read import ASPECT, CUT_TRIES, LINE_PART, MAX_PIECES, SPECK
+from numeral.read import (
+    ASPECT,
+    CUT_TRIES,
+    LINE_PART,
+    MAX_PIECES,
+    MERGE_MOST,
+    MERGE_WIDTH,
+    SPECK,
+)
 
 # numeral/read.py's settings that reader.js uses, under their names there
 READER_SETTINGS = {"SPECK": SPECK, "ASPECT": ASPECT, "MAX_PIECES": MAX_PIECES,
-                   "CUT_TRIES": CUT_TRIES, "LINE_PART": LINE_PART}
+                   "CUT_TRIES": CUT_TRIES, "LINE_PART": LINE_PART,
+                   "MERGE_WIDTH": MERGE_WIDTH, "MERGE_MOST": MERGE_MOST}
 STATIC = ("index.html", "numeral.js", "reader.js")
 
 
@@ -102,6 +112,7 @@ def model_json(model: Network | Ensemble) -> dict[str, Any]:
         "classes": list(classes),
         "exemplars": meta.get("exemplars", []),
         "test_accuracy": meta.get("test_accuracy"),
+        "temperature": temperature_of(meta),  # the page's probabilities are calibrated too
         "members": [{"input_shape": list(net.input_shape), "inputs": export_inputs(net),
                      "body_shape": list(net.inputs.shape),
                      "layers": [layer_json(layer) for layer in net.body]}

@@ -7,6 +7,7 @@
                         an image with no ink: label and class null, and the "reason"
     POST /api/read      an image of a whole number (same forms but JSON) -> {"text",
                         "digits": [{"class", "box", "top3", ...}], "confidence", "reason"}
+    ?min_confidence=P   on either: "check": true when the answer is less sure than P
     GET  /api/health    {"status": "ok"}
     GET  /api/model     architecture, classes, accuracy, preprocessing, reference images
     GET  /openapi.json  the schema (FastAPI)
@@ -46,6 +47,7 @@ from numeral.data import DataError
 from numeral.nn import Ensemble
 from numeral.predict import Recognizer, is_blank, nothing_found
 from numeral.read import NumberReader
+from numeral.results import with_check
 from numeral.serve.batch import Batcher, Overloaded
 
 MAX_BODY_BYTES = 40 * 1024 * 1024  # phones' photos: 3-15 MB at 12-50 megapixels, 25 at 200
@@ -84,7 +86,13 @@ PIXELS_SCHEMA = {
         }
     },
 }
+MIN_CONFIDENCE_PARAMETER: dict[str, Any] = {
+    "name": "min_confidence", "in": "query", "required": False,
+    "description": "answers less sure than this (calibrated probability) get \"check\": true",
+    "schema": {"type": "number", "minimum": 0, "maximum": 1},
+}
 PREDICT_OPENAPI: dict[str, Any] = {
+    "parameters": [MIN_CONFIDENCE_PARAMETER],
     "requestBody": {
         "required": True,
         "content": {
@@ -106,6 +114,7 @@ PREDICT_OPENAPI: dict[str, Any] = {
 
 
 READ_OPENAPI: dict[str, Any] = {
+    "parameters": [MIN_CONFIDENCE_PARAMETER],
     "requestBody": {
         "required": True,
         "content": {k: v for k, v in PREDICT_OPENAPI["requestBody"]["content"].items()
@@ -209,6 +218,7 @@ def create_app(model_path: str | Path) -> FastAPI:
 
     @app.post("/api/predict", openapi_extra=PREDICT_OPENAPI)
     async def predict(request: Request) -> JSONResponse:
+        threshold = min_confidence(request)
         async with lanes.admitted(request) as on_cpu:
             content = await request_image(request, allow_json=True)
             image28, reason = await on_cpu(input_of, content, recognizer)
@@ -217,14 +227,17 @@ def create_app(model_path: str | Path) -> FastAPI:
         else:
             proba = None if is_blank(image28) else (await network(image28[None]))[0]
             result = recognizer.recognition_of_image(image28, proba).to_dict()
+        result = with_check(result, threshold)
         return JSONResponse({**result, "input": image28.tolist(), "model": info})
 
     @app.post("/api/read", openapi_extra=READ_OPENAPI)
     async def read(request: Request) -> JSONResponse:
+        threshold = min_confidence(request)
         async with lanes.admitted(request) as on_cpu:
             data = await request_image(request, allow_json=False)
             # on a thread always: its numerals wait for the batcher on the event loop
-            return JSONResponse(await on_cpu(read_upload, data, reader, thread=True))
+            answer = await on_cpu(read_upload, data, reader, thread=True)
+            return JSONResponse(with_check(answer, threshold))
 
     return app
 
@@ -318,6 +331,21 @@ class ShedLoad:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+
+def min_confidence(request: Request) -> float | None:
+    """The ``?min_confidence=P`` of a request (answers less sure than P get "check": true)."""
+    text = request.query_params.get("min_confidence")
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise BadRequest(422, f"min_confidence={text!r} is not a probability: give a number "
+                              "from 0 to 1, such as ?min_confidence=0.9")
+    return value
 
 
 def read_upload(data: bytes, reader: NumberReader) -> dict[str, Any]:

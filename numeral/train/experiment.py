@@ -46,6 +46,7 @@ from numeral.data import Dataset, load, resolve_data_path, split, stratified_spl
 from numeral.data.splits import group_split
 from numeral.errors import ConfigError, DataError
 from numeral.nn import Ensemble, Network
+from numeral.nn.calibration import calibration, expected_calibration_error, tempered
 from numeral.nn.files import atomic_write, write_npz
 from numeral.rundir import read_metrics, write_json  # noqa: F401  (read_metrics: the old path)
 from numeral.train.config import Config, load_config, variant, write_config
@@ -273,11 +274,25 @@ def finish_model(
         proba = model.predict_proba(data.test.X)
         ev = evaluation(proba, data.test.y, data.test.class_names, data.test.names)
         summary["test_accuracy"] = round(ev["accuracy"], 5)
+    if data.val is not None and len(data.val):  # how sure it is, fitted on validation data
+        fitted = calibration(model.predict_proba(data.val.X), data.val.y,
+                             f"validation: {len(data.val)} images carved from training")
+        summary["calibration"] = fitted
+        if ev and data.test is not None:
+            ev["calibration"] = {**fitted, **test_calibration(proba, data.test.y,
+                                                              float(fitted["temperature"]))}
     train_pred = model.predict(data.train.X)
     summary["train_accuracy"] = round(float(np.mean(train_pred == data.train.y)), 5)
     for target in [model, *model.members]:  # a lone network is updated twice, harmlessly
         target.meta.update(summary)
     return {**summary, "split": data.split_description, **ev}
+
+
+def test_calibration(proba: np.ndarray, y: np.ndarray, temperature: float) -> dict[str, float]:
+    """The test split's expected calibration error before and after ``temperature``."""
+    return {"test_ece_before": round(expected_calibration_error(proba, y), 5),
+            "test_ece_after": round(expected_calibration_error(tempered(proba, temperature), y),
+                                    5)}
 
 
 def write_metrics(path: Path, history: list[dict[str, float]]) -> None:

@@ -382,3 +382,25 @@ def sweep_figure(points: Sequence[tuple[Mapping[str, Any], Sequence[float]]],
     fig.suptitle(f"{metric} on the validation split (mean of the seeds, bars: their spread)",
                  fontsize=10)
     return _save(fig, path)
+
+
+def reliability_diagram(curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray, float]],
+                        path: Path, title: str = "") -> Path:
+    """How sure a model said it was against how often it was right: for each curve (its name
+    -> per-bin mean confidence, accuracy, count, and its ECE), accuracy over confidence, one
+    point per bin with images (a calibrated model lies on the diagonal); below, how many
+    images each bin holds."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.2, 6.0), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 1]})
+    top.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="calibrated")
+    width = 1.0 / max(len(next(iter(curves.values()))[2]), 1)
+    for k, (name, (conf, accuracy, count, ece)) in enumerate(curves.items()):
+        seen = count > 0
+        top.plot(conf[seen], accuracy[seen], marker="o", ms=4, label=f"{name}: ECE {ece:.2%}")
+        centres = (np.arange(len(count)) + 0.5) * width
+        bottom.bar(centres + (k - 0.5 * (len(curves) - 1)) * width / (len(curves) + 1),
+                   count, width=width / (len(curves) + 1), label=name)
+    top.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1.02), title=title or "reliability")
+    top.legend(loc="upper left", fontsize=8)
+    bottom.set(xlabel="confidence (top probability)", ylabel="images", yscale="log")
+    return _save(fig, path)

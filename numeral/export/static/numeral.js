@@ -181,7 +181,8 @@
   }
 
   // Class probabilities of one input row (784 values in [0, 1]): each network's softmax,
-  // averaged over an ensemble.
+  // averaged over an ensemble, at the model's calibrated temperature (p ** (1/T), summing to
+  // 1: numeral/nn/calibration.py; 1 for a model file that records none).
   function predict(model, input) {
     const total = new Float64Array(model.classes.length);
     for (const net of model.members) {
@@ -191,7 +192,11 @@
       for (const L of net.layers) [x, shape] = layer(x, shape, L);
       softmax(x).forEach((p, i) => { total[i] += p / model.members.length; });
     }
-    return total;
+    const t = model.temperature || 1;
+    if (t === 1) return total;
+    let sum = 0;
+    total.forEach((p, i) => { total[i] = Math.pow(Math.max(p, 1e-12), 1 / t); sum += total[i]; });
+    return total.map((p) => p / sum);
   }
 
   root.numeral = { load, predict, types: Object.keys(FORWARD) };

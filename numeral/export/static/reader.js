@@ -1,7 +1,8 @@
 // Whole numbers on the page's canvas, as numeral/read.py finds them in a photo: connected
 // components of the ink, specks dropped, the parts of one numeral merged, pieces smaller than
 // half a numeral joined to their nearest neighbour, numerals that touch cut where the model
-// reads the pieces most surely (among columns of thin ink near the even cuts). The canvas is
+// reads the pieces most surely (among columns of thin ink near the even cuts), and pieces of a
+// numeral the pen broke apart joined where the model reads them surer as one. The canvas is
 // white ink on black, so the photo steps (inverting, flattening uneven light, Otsu's
 // threshold) are not needed: ink is what is brighter than 20 % of the brightest.
 // The settings are read.py's own, which numeral export --web writes into model.js
@@ -11,7 +12,7 @@
 (function (root) {
   const settings = root.NUMERAL_READER;
   if (!settings) throw new Error("reader.js needs NUMERAL_READER: load model.js before it");
-  const {SPECK, ASPECT, MAX_PIECES, CUT_TRIES, LINE_PART} = settings;
+  const {SPECK, ASPECT, MAX_PIECES, CUT_TRIES, LINE_PART, MERGE_WIDTH, MERGE_MOST} = settings;
 
   // 8-connected components of mask (W x H): a label per pixel (0: none) and each one's box.
   function components(mask, W, H) {
@@ -118,7 +119,41 @@
       pieces.push(...splitTouching(region, w, h, s.x0, s.y0, height, score));
     }
     if (pieces.length > MAX_PIECES) return {reason: `${pieces.length} marks: not a number`};
-    return pieces;
+    return score ? mergeBroken(pieces, height, score) : pieces;
+  }
+
+  // The pieces of a numeral the pen broke apart, joined, as read.py's merge_broken: of all
+  // the ways to group the pieces into numerals (each a run of at most MERGE_MOST neighbours no
+  // wider together than MERGE_WIDTH numerals), the one the model reads most surely, each
+  // numeral counted against the surest single piece (a dynamic programme, left to right).
+  function mergeBroken(pieces, height, score) {
+    const n = pieces.length, runs = [];
+    for (let j = 1; j <= n; j++) for (let i = j - 1; i >= Math.max(0, j - MERGE_MOST); i--)
+      if (j - i === 1 || pieces[j - 1].x1 - pieces[i].x0 <= MERGE_WIDTH * ASPECT * height)
+        runs.push({i, j, piece: j - i === 1 ? pieces[i] : joined(pieces.slice(i, j))});
+    if (runs.length === n) return pieces;
+    for (const run of runs) run.sure = score([run.piece]);
+    const ref = Math.max(...runs.filter((r) => r.j - r.i === 1).map((r) => r.sure));
+    const best = new Array(n + 1).fill(-Infinity), last = new Array(n + 1);
+    best[0] = 0;
+    for (const run of runs)  // by j; the single piece first, so that a tie keeps it
+      if (best[run.i] + run.sure - ref > best[run.j]) {
+        best[run.j] = best[run.i] + run.sure - ref; last[run.j] = run;
+      }
+    const out = [];
+    for (let j = n; j > 0; j = last[j].i) out.unshift(last[j].piece);
+    return out;
+  }
+
+  function joined(parts) {  // one piece made of several: their box, each one's ink where it lies
+    const x0 = Math.min(...parts.map((p) => p.x0)), y0 = Math.min(...parts.map((p) => p.y0));
+    const x1 = Math.max(...parts.map((p) => p.x1)), y1 = Math.max(...parts.map((p) => p.y1));
+    const width = x1 - x0, height = y1 - y0, grey = new Float64Array(width * height);
+    for (const p of parts) for (let r = 0; r < p.height; r++) for (let c = 0; c < p.width; c++) {
+      const k = (p.y0 - y0 + r) * width + p.x0 - x0 + c;
+      grey[k] = Math.max(grey[k], p.grey[r * p.width + c]);
+    }
+    return {x0, y0, x1, y1, width, height, grey};
   }
 
   // One numeral, or several that touch: a piece wider than a numeral is cut near each of its
