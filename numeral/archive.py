@@ -20,6 +20,7 @@ import glob
 import io
 import json
 import os
+import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -145,9 +146,14 @@ class Results:
             raise NumeralError(f"cannot write the results to {out}: {exc.strerror}; give "
                                "another --out") from None
         # a file an earlier run began keeps its columns (one written before "check" existed)
-        columns = CSV_COLUMNS if new else existing_columns(out)
-        self.csv = (csv.DictWriter(self.file, columns, extrasaction="ignore")
-                    if fmt == "csv" else None)
+        self.csv = None
+        if fmt == "csv":
+            columns = CSV_COLUMNS if new else existing_columns(out)
+            self.csv = csv.DictWriter(self.file, columns, extrasaction="ignore")
+            if "check" not in columns:
+                warnings.warn(f"{out} was begun without a \"check\" column: the lines added "
+                              f"to it have none either (give another --out to get it)",
+                              stacklevel=2)
         if self.csv is not None and new:
             self.csv.writeheader()
 

@@ -4,21 +4,26 @@
     numeral.read("photo.jpg").text                            # "2026" (a Reading)
     NumberReader(Recognizer.from_file("best")).reading("photo.jpg")   # another model, kept
 
-1. grey; the ink made bright (dark on light is detected from the border, as numeral.data does);
-2. uneven lighting flattened: a background estimated on a coarse grid of blocks (their 20th
-   percentile) and subtracted; then a light Gaussian blur (1.5 pixels) against paper grain;
-3. ink: pixels above Otsu's threshold of what remains, if there is contrast enough to hold ink;
+1. grey, at most 1,200 pixels on the longer side; the page taken away (numeral.data.paper):
+   which way the ink is (by blocks), the page's light and shadows (a grey opening; the ink
+   divided by the light), printed lines (long, thin and straight at the page's angle) and
+   marks along the border (numeral/data/paper.py says what each step was measured on); then
+   a light Gaussian blur (1.5 pixels) against paper grain;
+2. ink: pixels above Otsu's threshold of what remains, if there is contrast enough to hold ink;
    faint ink (above a fifth of that threshold) joined to it, as in hysteresis thresholding;
-4. connected components of the ink (scipy.ndimage, 8-connected); specks (under 3 % of the
+3. connected components of the ink (scipy.ndimage, 8-connected); specks (under 3 % of the
    largest component's area, or a few pixels) dropped; several lines are told apart by the
    numeral-sized components only (a stroke the pen broke off is not a line);
-5. the parts of one numeral (a pen that skipped) merged: components whose columns overlap,
+4. the parts of one numeral (a pen that skipped) merged: components whose columns overlap,
    neighbours that faint ink joins and that together are no wider than a numeral, and pieces
    smaller than half a numeral joined to their nearest neighbour;
-6. numerals that touch split: a piece 1.5 times wider than a numeral is (0.96 of the line's
+5. numerals that touch split: a piece 1.5 times wider than a numeral is (0.96 of the line's
    height, the median TibetanMNIST numeral's width-to-height ratio) is cut into as many
    numerals; each cut is tried at 7 columns near the even cut (the thinnest ink among them)
    and made where the recogniser reads the pieces most surely;
+6. the pieces of a numeral the pen broke apart joined: neighbours (up to 3, no wider together
+   than 1.25 numerals) become one numeral when the recogniser reads them, as one, more surely
+   than apart (the geometric mean of the probabilities, each piece counted once);
 7. each numeral, its own ink only (the faint ink goes to the nearest numeral), prepared
    exactly as numeral.data prepares a training image (framed, 28x28 with Lanczos) and
    recognised; left to right.
@@ -132,26 +137,29 @@ def find_pieces(ink: np.ndarray, score: Score | None = None) -> tuple[list[Piece
 def merge_broken(pieces: list[Piece], height: float, score: Score) -> list[Piece]:
     """The pieces of a numeral the pen broke apart, joined: of all the ways to group the line's
     pieces into numerals, each numeral a run of at most MERGE_MOST neighbours no wider together
-    than MERGE_WIDTH numerals, the one the recogniser reads most surely (the largest sum of the
-    numerals' log top probabilities; a dynamic programme over the line, left to right)."""
+    than MERGE_WIDTH numerals, the one the recogniser reads most surely: the largest sum over
+    the pieces of the log top probability of the numeral each is part of (a dynamic programme
+    over the line, left to right). Counting each piece once, not each numeral, compares
+    geometric means: two pieces join when the joined one reads surer than the pieces do on
+    average (p > sqrt(p_a p_b)), so fewer numerals are not favoured for being fewer (a model
+    trained with label smoothing never says more than about 0.9), and a numeral elsewhere on
+    the line does not matter. A tie keeps the pieces apart."""
     n = len(pieces)
+    limit = MERGE_WIDTH * ASPECT * height
     runs = [(i, j) for j in range(1, n + 1)
-            for i in range(j - 1, max(0, j - MERGE_MOST) - 1, -1)
-            if j - i == 1 or pieces[j - 1].x1 - pieces[i].x0 <= MERGE_WIDTH * ASPECT * height]
+            for i in range(j - 1, max(0, j - MERGE_MOST) - 1, -1)  # the single piece first
+            if j - i == 1 or max(p.x1 for p in pieces[i:j]) - min(p.x0 for p in pieces[i:j])
+            <= limit]
     if len(runs) == n:  # nothing could be joined
         return pieces
     candidates = [pieces[i] if j - i == 1 else joined(pieces[i:j]) for i, j in runs]
-    # each numeral counted against the line's surest single piece, so that a model that never
-    # says 1 (trained with label smoothing: about 0.9 at best) does not favour fewer numerals
-    sure = score(candidates)
-    sure -= max(s for (i, j), s in zip(runs, sure, strict=True) if j - i == 1)
+    sure = np.nan_to_num(score(candidates), nan=-1e9, neginf=-1e9)  # (a broken score: apart)
     best = np.full(n + 1, -np.inf)
     best[0] = 0.0
     start = np.zeros(n + 1, dtype=np.int64)  # where the best grouping's last numeral begins
-    # by j, so best[i] is final when used; the single piece first, so that a tie keeps it
-    for (i, j), s in zip(runs, sure, strict=True):
-        if best[i] + s > best[j]:
-            best[j], start[j] = best[i] + s, i
+    for (i, j), s in zip(runs, sure, strict=True):  # by j, so best[i] is final when used
+        if best[i] + (j - i) * s > best[j]:
+            best[j], start[j] = best[i] + (j - i) * s, i
     ends = [n]
     while ends[-1] > 0:
         ends.append(int(start[ends[-1]]))

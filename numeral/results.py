@@ -128,7 +128,8 @@ def with_check(answer: dict[str, Any], min_confidence: float | None) -> dict[str
     if min_confidence is None or "error" in answer:
         return answer
     if "confidence" in answer:  # a whole number
-        sure = float(answer["confidence"]) if answer.get("text") else 0.0
+        read, sure = bool(answer.get("text")), float(answer["confidence"])
     else:  # one numeral
-        sure = float(answer["top3"][0]["probability"]) if answer.get("top3") else 0.0
-    return {**answer, "check": sure < min_confidence}
+        read = bool(answer.get("top3")) and answer.get("label") is not None
+        sure = float(answer["top3"][0]["probability"]) if read else 0.0
+    return {**answer, "check": not read or sure < min_confidence}

@@ -71,6 +71,23 @@ def test_temperature_scaling_cuts_the_calibration_error_of_a_shy_model() -> None
     assert fitted["nll_after"] < fitted["nll_before"]
 
 
+def test_validation_data_read_all_right_leave_the_temperature_at_1() -> None:
+    proba, y = sampled(1.0, n=2000)
+    y = proba.argmax(axis=1)  # every image read right: the likelihood falls on towards T = 0
+    fitted = calibration(proba, y, "validation")
+    assert fitted["temperature"] == 1.0 and "not fitted: 0 of 2000 misread" in fitted["fitted_on"]
+
+
+@pytest.mark.parametrize("bad", [0, -1.5, "warm", float("nan")])
+def test_a_model_file_with_a_temperature_that_is_not_positive_is_refused(bad: object) -> None:
+    from numeral.nn.calibration import temperature_of
+    from numeral.nn.errors import ModelFileError
+
+    assert temperature_of({}) == 1.0 and temperature_of({"calibration": {"temperature": 2}}) == 2
+    with pytest.raises(ModelFileError, match="not a positive number"):
+        temperature_of({"calibration": {"temperature": bad}})
+
+
 def test_a_run_with_validation_data_records_its_temperature_and_readers_use_it(
         tibetan_path: Path, tmp_path: Path) -> None:
     from numeral.predict import Recognizer
@@ -100,6 +117,9 @@ def test_answers_are_flagged_below_the_minimum_confidence() -> None:
     one = {"label": 3, "top3": [{"probability": 0.95}]}
     assert not with_check(one, 0.9)["check"] and with_check(one, 0.99)["check"]
     assert "check" not in with_check({"image": "x", "error": "bad"}, 0.9)
+    nothing = {"label": None, "class": None, "top3": [], "reason": "blank"}
+    assert with_check(nothing, 0.0)["check"]  # nothing read: a person looks, whatever P
+    assert with_check({"text": "", "confidence": 0.0, "reason": "blank"}, 0.0)["check"]
 
 
 def test_the_read_command_flags_numbers_for_a_person_to_check(
@@ -121,6 +141,17 @@ def test_the_read_command_flags_numbers_for_a_person_to_check(
     assert exit_.value.code == 2 and "is not a probability" in capsys.readouterr().err
 
 
+def test_the_predict_command_flags_numerals_for_a_person_to_check(
+        tmp_path: Path, test_images: tuple[np.ndarray, np.ndarray],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    images, _ = test_images
+    Image.fromarray(255 - images[0]).resize((140, 140)).save(tmp_path / "one.png")
+    assert main(["predict", str(tmp_path / "one.png"), "--min-confidence", "1"]) == 0
+    assert "CHECK" in capsys.readouterr().out
+    assert main(["predict", str(tmp_path / "one.png"), "--json", "--min-confidence", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["check"] is False
+
+
 def test_an_old_csv_keeps_its_columns_when_a_run_continues_it(
         tmp_path: Path, test_images: tuple[np.ndarray, np.ndarray],
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -132,5 +163,6 @@ def test_an_old_csv_keeps_its_columns_when_a_run_continues_it(
     out.write_text(old + f"{tmp_path / '0.png'},1,,0.9,1,,\n")
     assert main(["read", str(tmp_path / "1.png"), "--out", str(out), "--quiet",
                  "--min-confidence", "0.5"]) == 0
+    assert 'old.csv was begun without a "check" column' in capsys.readouterr().err
     rows = list(csv.reader(out.open()))
     assert rows[0] == old.strip().split(",") and len(rows) == 3 and len(rows[2]) == 7

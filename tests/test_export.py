@@ -337,3 +337,4 @@ def test_the_pages_reader_splits_touching_numerals(tmp_path: Path) -> None:
     # numerals apart, which together are wider than MERGE_WIDTH numerals)
     assert found["broken"] == [[61, 98], [103, 140]] and found["joined"] == [[61, 140]]
     assert found["apartScored"] == found["apart"]
+    assert found["evenlySure"] == found["broken"]  # as sure together as apart: kept apart

@@ -88,6 +88,21 @@ def test_a_thick_ring_filling_a_tight_crop_is_a_stroke_not_printed_lines() -> No
     assert np.array_equal(remove_lines(ink), ink)
 
 
+def test_dark_printed_lines_do_not_make_a_thick_pen_stroke_page() -> None:
+    """The page is found a second time with squares a few times the thickest ink: thin dark
+    grid lines must not make that square narrower than the pen (the mean stroke width did,
+    and a 36-pixel ring was taken for page and lost)."""
+    grey = page(600, 900)
+    for k in (0, 1):  # dark grid lines, 2 pixels
+        grey[k::40, :] = grey[:, k::40] = 225.0 - 140.0
+    yy, xx = np.mgrid[:600, :900]
+    radius = np.hypot(yy - 300, xx - 450)
+    ring = (radius > 120) & (radius < 156)
+    grey[ring] = 30.0
+    ink, _ = lift_ink(grey)
+    assert np.median(ink[ring]) > 150.0, np.median(ink[ring])
+
+
 def test_a_mark_along_the_border_is_an_edge_a_numeral_touching_it_is_not() -> None:
     shape = (300, 600)
     assert edge_strip((slice(0, 12), slice(0, 400)), shape)  # the page's edge along the top

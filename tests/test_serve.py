@@ -71,6 +71,19 @@ def test_predict_accepts_every_documented_form(client: TestClient, tibetan_path:
         assert body["model"]["architecture"] == [784, 256, 128, 10]
 
 
+def test_both_endpoints_flag_answers_below_min_confidence(client: TestClient,
+                                                         tibetan_path: Path) -> None:
+    raw = dataset_jpeg(tibetan_path, 4)
+    jpeg = {"content-type": "image/jpeg"}
+    for url in ("/api/predict", "/api/read"):
+        assert "check" not in client.post(url, content=raw, headers=jpeg).json()
+        assert client.post(f"{url}?min_confidence=1", content=raw, headers=jpeg).json()["check"]
+        assert not client.post(f"{url}?min_confidence=0", content=raw,
+                               headers=jpeg).json()["check"]
+        bad = client.post(f"{url}?min_confidence=high", content=raw, headers=jpeg)
+        assert bad.status_code == 422 and "not a probability" in bad.json()["error"]
+
+
 def test_dark_on_light_photo_is_recognised(client: TestClient, tibetan_path: Path) -> None:
     grey = np.asarray(Image.open(io.BytesIO(dataset_jpeg(tibetan_path, 2))).convert("L"))
     paper = np.stack([255 - grey] * 3, axis=-1)  # black ink on white paper, RGB

@@ -28,7 +28,7 @@ from numeral.data.preprocess import should_invert
 BACKGROUND_SQUARE = 1 / 4  # the opening's square, a share of the shorter side
 MAX_TILT = 8.0  # degrees: the page angles searched, either way
 COARSE_SIDE = 250  # pixels: the page's light and lines are found at about this size
-PEN_SQUARE = 4.0  # strokes: the page is found again with squares this many strokes wide
+PEN_SQUARE = 2.0  # the page is found again with squares this many times the thickest ink
 LINE_RUN = 0.25  # a printed line runs straight for this share of the page at least
 LINE_SPAN = 0.7  # and reaches across this share of it
 LINE_THIN = 0.75  # and is thinner than this share of the pen's strokes
@@ -104,15 +104,21 @@ def flatten_background(grey: np.ndarray, bright_page: bool = False) -> np.ndarra
 
 
 def pen_square(ink: np.ndarray) -> int:
-    """The side of a square that no stroke of the pen fills: PEN_SQUARE strokes wide (the
-    stroke measured on the ink above Otsu's threshold, see :func:`stroke_width`)."""
+    """The side of a square that no stroke of the pen fills: PEN_SQUARE times the thickest ink
+    above Otsu's threshold (twice its largest distance to the page; printed lines, thin, do
+    not make it smaller, and a blob only makes it larger: the page found as before)."""
+    from scipy import ndimage
+
     peak = float(ink.max())
     if peak <= 0:
         return 1 << 30
     scaled = ink * (255.0 / peak)
     level = otsu(scaled[scaled > 8]) if (scaled > 8).any() else 128.0
     mask = scaled > min(max(level, 96.0), 160.0)
-    return max(3, int(np.ceil(PEN_SQUARE * stroke_width(mask)))) if mask.any() else 1 << 30
+    if not mask.any():
+        return 1 << 30
+    thickest = 2.0 * float(ndimage.distance_transform_edt(mask).max())
+    return max(3, int(np.ceil(PEN_SQUARE * thickest)))
 
 
 def ink_above(grey: np.ndarray, page: np.ndarray, bright_page: bool) -> np.ndarray:
@@ -219,9 +225,10 @@ def printed_lines(ink: np.ndarray, stroke: float) -> np.ndarray:
 def ink_thickness(ink: np.ndarray, box: tuple[slice, slice], axis: int, level: float,
                   stroke: float) -> float:
     """How thick the ink is across a found run, measured on the ink itself (not the opened
-    copy, which keeps only the straight core of a thick curved stroke): the median over the
-    run's length, the lower quartile of the pixels above half its ``level`` within a stroke of
-    its box (numerals written along the line thicken it where they cross it)."""
+    copy, which keeps only the straight core of a thick curved stroke): in each column (row)
+    along the run, the pixels above half its ``level`` within a stroke of its box; their lower
+    quartile over the run's length (numerals written along the line thicken it where they
+    cross it)."""
     margin = int(np.ceil(stroke))
     across = box[axis]
     window = slice(max(0, across.start - margin), across.stop + margin)

@@ -6,7 +6,8 @@ Read in this order: ``layers`` (each a forward/backward pair: ``layers/base.py``
 -> ``schedules`` -> ``files`` / ``serialize`` -> ``gradcheck``; ``reference`` is the same
 mathematics written plainly, to read beside the fast code. ``inputs`` holds the fixed input
 transforms and :class:`Inputs`, a network's ``net.inputs`` in front of its layers;
-``constraints`` says what each setting may be.
+``constraints`` says what each setting may be; ``calibration`` makes how sure a trained model
+says it is match how often it is right (temperature scaling).
 """
 
 from numeral.nn.ensemble import Ensemble

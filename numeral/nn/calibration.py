@@ -7,8 +7,10 @@ modern neural networks") fixes both with one number T fitted on validation data:
     p_T(k) = p(k) ** (1/T) / sum_j p(j) ** (1/T)       (softmax(z / T) for one network's z)
 
 T > 1 makes the model less sure, T < 1 surer; the class it picks never changes. T is the one
-that minimises the negative log-likelihood of the validation labels (a convex problem in
-log T, solved by golden-section search). How well it worked is told by the expected
+that minimises the negative log-likelihood of the validation labels (convex in 1/T, so one
+minimum in log T: golden-section search). Validation data read all right (or all wrong) have
+no such minimum (the NLL falls on towards T = 0, or T = infinity): then T stays 1, and the
+model file says why. How well it worked is told by the expected
 calibration error (ECE): the top probabilities put in BINS equal-width bins, and the
 distance between each bin's mean confidence and its accuracy, weighted by its share:
 
@@ -18,8 +20,11 @@ distance between each bin's mean confidence and its accuracy, weighted by its sh
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+
+from numeral.nn.errors import ModelFileError
 
 BINS = 15  # bins of the reliability diagram and the ECE (Guo et al.'s)
 T_RANGE = (0.05, 20.0)  # temperatures searched
@@ -92,10 +97,16 @@ def expected_calibration_error(proba: np.ndarray, y: np.ndarray, bins: int = BIN
     return float(np.sum(count[seen] * np.abs(accuracy[seen] - mean_conf[seen])) / count.sum())
 
 
-def calibration(proba: np.ndarray, y: np.ndarray, fitted_on: str) -> dict[str, float | str]:
+def calibration(proba: np.ndarray, y: np.ndarray, fitted_on: str) -> dict[str, Any]:
     """The temperature fitted on (``proba``, ``y``), with the ECE and NLL before and after,
-    as a model file's ``meta["calibration"]`` records it."""
+    as a model file's ``meta["calibration"]`` records it. A fit at the end of T_RANGE (data
+    read all right or all wrong: no minimum) is not used: T = 1, and ``fitted_on`` says so."""
     temperature = fit_temperature(proba, y)
+    if not T_RANGE[0] * 1.01 < temperature < T_RANGE[1] / 1.01:
+        wrong = int(np.sum(proba.argmax(axis=1) != y))
+        fitted_on += (f" (not fitted: {wrong} of {len(y)} misread, so the likelihood has no "
+                      f"minimum; temperature left at 1)")
+        temperature = 1.0
     after = tempered(proba, temperature)
     return {
         "temperature": temperature,
@@ -109,5 +120,14 @@ def calibration(proba: np.ndarray, y: np.ndarray, fitted_on: str) -> dict[str, f
 
 
 def temperature_of(meta: dict) -> float:
-    """The temperature a model file's metadata records (1.0: none fitted)."""
-    return float((meta.get("calibration") or {}).get("temperature", 1.0))
+    """The temperature a model file's metadata records (1.0: none fitted); one that is not a
+    positive number is refused (0 divides by zero, a negative one reverses the classes)."""
+    value = (meta.get("calibration") or {}).get("temperature", 1.0)
+    try:
+        temperature = float(value)
+    except (TypeError, ValueError):
+        temperature = math.nan
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ModelFileError(f"the model file's calibration temperature is {value!r}, not a "
+                             f"positive number: fit it again (train with val_fraction > 0)")
+    return temperature

@@ -279,7 +279,7 @@ def finish_model(
                              f"validation: {len(data.val)} images carved from training")
         summary["calibration"] = fitted
         if ev and data.test is not None:
-            ev["calibration"] = {**fitted, **test_calibration(proba, data.test.y,
+            ev["calibration"] = {**fitted, **calibration_on_test(proba, data.test.y,
                                                               float(fitted["temperature"]))}
     train_pred = model.predict(data.train.X)
     summary["train_accuracy"] = round(float(np.mean(train_pred == data.train.y)), 5)
@@ -288,7 +288,7 @@ def finish_model(
     return {**summary, "split": data.split_description, **ev}
 
 
-def test_calibration(proba: np.ndarray, y: np.ndarray, temperature: float) -> dict[str, float]:
+def calibration_on_test(proba: np.ndarray, y: np.ndarray, temperature: float) -> dict[str, float]:
     """The test split's expected calibration error before and after ``temperature``."""
     return {"test_ece_before": round(expected_calibration_error(proba, y), 5),
             "test_ece_after": round(expected_calibration_error(tempered(proba, temperature), y),

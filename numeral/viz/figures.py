@@ -390,6 +390,8 @@ def reliability_diagram(curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.nd
     -> per-bin mean confidence, accuracy, count, and its ECE), accuracy over confidence, one
     point per bin with images (a calibrated model lies on the diagonal); below, how many
     images each bin holds."""
+    if not curves:
+        raise ValueError("a reliability diagram needs at least one curve")
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.2, 6.0), sharex=True,
                                       gridspec_kw={"height_ratios": [3, 1]})
     top.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="calibrated")

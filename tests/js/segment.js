@@ -27,6 +27,7 @@ console.log(JSON.stringify({
   broken: boxes(numeralReader.segment(broken, W, H)),
   joined: boxes(numeralReader.segment(broken, W, H, wideIsSure)),
   apartScored: boxes(numeralReader.segment(apart, W, H, wideIsSure)),
+  evenlySure: boxes(numeralReader.segment(broken, W, H, (ps) => -1.05 * ps.length)),
   stroke: boxes(numeralReader.segment((() => { const g = ring(blank(), 60, 70, 40);
     for (let y = 8; y < 20; y++) for (let x = 50; x < 70; x++) g[y * W + x] = 255; return g; })(), W, H)),
   lines: numeralReader.segment((() => { const g = blank(); ring(g, 60, 20, 18); ring(g, 60, 100, 18); return g; })(), W, H),

@@ -124,21 +124,29 @@
 
   // The pieces of a numeral the pen broke apart, joined, as read.py's merge_broken: of all
   // the ways to group the pieces into numerals (each a run of at most MERGE_MOST neighbours no
-  // wider together than MERGE_WIDTH numerals), the one the model reads most surely, each
-  // numeral counted against the surest single piece (a dynamic programme, left to right).
+  // wider together than MERGE_WIDTH numerals), the one the model reads most surely: the sum
+  // over the pieces of the log probability of the numeral each is part of (geometric means; a
+  // dynamic programme, left to right; a tie keeps them apart).
+  // A model.js written before MERGE_WIDTH existed: nothing is joined.
   function mergeBroken(pieces, height, score) {
+    if (!MERGE_WIDTH || !MERGE_MOST) return pieces;
     const n = pieces.length, runs = [];
-    for (let j = 1; j <= n; j++) for (let i = j - 1; i >= Math.max(0, j - MERGE_MOST); i--)
-      if (j - i === 1 || pieces[j - 1].x1 - pieces[i].x0 <= MERGE_WIDTH * ASPECT * height)
-        runs.push({i, j, piece: j - i === 1 ? pieces[i] : joined(pieces.slice(i, j))});
+    for (let j = 1; j <= n; j++) for (let i = j - 1; i >= Math.max(0, j - MERGE_MOST); i--) {
+      const run = pieces.slice(i, j);
+      const wide = Math.max(...run.map((p) => p.x1)) - Math.min(...run.map((p) => p.x0));
+      if (j - i === 1 || wide <= MERGE_WIDTH * ASPECT * height)
+        runs.push({i, j, piece: j - i === 1 ? pieces[i] : joined(run)});
+    }
     if (runs.length === n) return pieces;
-    for (const run of runs) run.sure = score([run.piece]);
-    const ref = Math.max(...runs.filter((r) => r.j - r.i === 1).map((r) => r.sure));
+    for (const run of runs) {
+      const s = score([run.piece]);
+      run.sure = Number.isFinite(s) ? s : -1e9;  // a broken score: apart
+    }
     const best = new Array(n + 1).fill(-Infinity), last = new Array(n + 1);
     best[0] = 0;
     for (const run of runs)  // by j; the single piece first, so that a tie keeps it
-      if (best[run.i] + run.sure - ref > best[run.j]) {
-        best[run.j] = best[run.i] + run.sure - ref; last[run.j] = run;
+      if (best[run.i] + (run.j - run.i) * run.sure > best[run.j]) {
+        best[run.j] = best[run.i] + (run.j - run.i) * run.sure; last[run.j] = run;
       }
     const out = [];
     for (let j = n; j > 0; j = last[j].i) out.unshift(last[j].piece);
