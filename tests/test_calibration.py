@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -117,7 +118,7 @@ def test_answers_are_flagged_below_the_minimum_confidence() -> None:
     one = {"label": 3, "top3": [{"probability": 0.95}]}
     assert not with_check(one, 0.9)["check"] and with_check(one, 0.99)["check"]
     assert "check" not in with_check({"image": "x", "error": "bad"}, 0.9)
-    nothing = {"label": None, "class": None, "top3": [], "reason": "blank"}
+    nothing: dict[str, Any] = {"label": None, "class": None, "top3": [], "reason": "blank"}
     assert with_check(nothing, 0.0)["check"]  # nothing read: a person looks, whatever P
     assert with_check({"text": "", "confidence": 0.0, "reason": "blank"}, 0.0)["check"]
 
