@@ -51,7 +51,8 @@ def main() -> None:
               f"{expected_calibration_error(calibrated, y):.2%} | {nll(raw, y):.4f} | "
               f"{nll(calibrated, y):.4f} |")
         for label, proba in (("raw", raw), ("calibrated", calibrated)):
-            curves[f"{Path(name).parent.name or name} {label}"] = (
+            short = Path(name).parent.name if Path(name).name == "model.npz" else Path(name).stem
+            curves[f"{short} {label}"] = (
                 *reliability(proba, y), expected_calibration_error(proba, y))
     if args.figure:
         reliability_diagram(curves, args.figure, "single numerals, test split")

@@ -102,7 +102,7 @@ def test_a_numeral_broken_down_its_middle_is_one_numeral_between_its_neighbours(
         reading = reader.read(compose_number(trio, rng, Layout(height=(100, 100), specks=0)))
         right += reading["text"] == "".join(str(c) for c in labels[pick])
         count += len(reading["digits"]) == 3
-    assert right >= 29 and count >= 32  # measured: 33 and 35 (without joining: 12 right)
+    assert right >= 28 and count >= 32, (right, count)  # measured: 32 and 35 (without joining: 12)
 
 
 def test_pieces_are_joined_only_when_surer_and_no_wider_than_a_numeral() -> None:
