@@ -228,6 +228,28 @@ def test_augmentation_is_seeded_and_moves_the_numeral(tibetan: Dataset) -> None:
     assert np.abs(centre(moved) - centre(X.reshape(-1, 28, 28))).max() > 0.5
 
 
+def test_pens_of_other_writers_thicken_thin_and_lighten_the_strokes(tibetan: Dataset) -> None:
+    X = tibetan.X[:200]
+    still = {"shift": 0, "rotate": 0, "scale": 0, "shear": 0}
+    plain = Augmenter(Augmentation(**still))(X, np.random.default_rng(3))
+    # the other settings draw the same random numbers as before: a run without these is unchanged
+    again = Augmenter(Augmentation(**still, stroke=0.0, ink=0.0))(X, np.random.default_rng(3))
+    assert np.array_equal(plain, again)
+    pen = Augmenter(Augmentation(**still, stroke=1.0))(X, np.random.default_rng(3))
+    ink = pen.sum(axis=1) / plain.sum(axis=1)
+    thicker, thinner = (ink > 1.02).sum(), (ink < 0.98).sum()
+    assert thicker > 60 and thinner > 60 and thicker + thinner > 170  # about half each way
+    assert ink.max() < 2.5 and ink.min() > 0.3  # a pixel's width at most, nothing wiped out
+    far = np.ones((200, 28, 28), bool)  # no ink appears beyond a pixel's reach of the strokes
+    grown = plain.reshape(-1, 28, 28) > 0
+    for dy, dx in ((0, 0), (0, 1), (0, -1), (1, 0), (-1, 0)):
+        far &= ~np.roll(np.roll(grown, dy, axis=1), dx, axis=2)
+    assert pen.reshape(-1, 28, 28)[far].max() == 0
+    faint = Augmenter(Augmentation(**still, ink=0.5))(X, np.random.default_rng(3))
+    ratio = faint.sum(axis=1) / plain.sum(axis=1)
+    assert 0.5 - 1e-5 <= ratio.min() < 0.6 and 0.9 < ratio.max() <= 1 + 1e-5
+
+
 def test_augmentation_of_batches_larger_than_the_field_bank(monkeypatch) -> None:
     monkeypatch.setattr("numeral.data.augment.ELASTIC_FIELDS", 8)
     monkeypatch.setattr("numeral.data.augment.MAX_BATCH", 7)

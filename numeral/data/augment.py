@@ -36,6 +36,8 @@ class Augmentation:
     elastic_alpha: float = 0.0  # displacement in pixels (e.g. 1.5); 0 turns elastic off
     elastic_sigma: float = 3.0  # smoothness of the elastic field, pixels
     size: int = 28
+    stroke: float = 0.0  # share of images whose strokes are made thicker (half) or thinner
+    ink: float = 0.0  # images are made up to this much fainter (a pen that presses lightly)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,7 +108,30 @@ class Augmenter:
                 coords += self.fields[:, start : start + n]
             else:
                 coords += self.fields[:, rng.integers(0, bank, n)]
-        return self.sampler(X, coords, out)
+        out = self.sampler(X, coords, out)
+        if p.stroke or p.ink:  # (drawn only when asked: other runs' random streams unchanged)
+            self.pen(out, rng)
+        return out
+
+    def pen(self, out: np.ndarray, rng: np.random.Generator) -> None:
+        """What differs between writers' pens, in place on distorted images (n, size*size):
+        a share ``stroke`` of them drawn thicker (half of it) or thinner, by a random fraction
+        w of the step to the grey dilation (erosion) over the pixel's cross of neighbours,
+        x + w (max - x) or x - w (x - min): about a pixel at most; and each made up to ``ink``
+        fainter, x (1 - ink u)."""
+        p, n, size = self.params, len(out), self.params.size
+        u, w, faint = rng.random((3, n), dtype=np.float32)
+        if p.stroke:
+            images = out.reshape(n, size, size)
+            for chosen, grow in ((u < p.stroke / 2, True), ((u >= p.stroke / 2) & (u < p.stroke),
+                                                            False)):
+                if not chosen.any():
+                    continue
+                x = images[chosen]
+                edge = _cross_extreme(x, grow)
+                images[chosen] = x + w[chosen, None, None] * (edge - x)
+        if p.ink:
+            out *= (1.0 - p.ink * faint)[:, None]
 
     def _elastic_fields(self) -> np.ndarray:
         """ELASTIC_FIELDS smooth displacement fields (2, k, pixels), e = G U G^T with U
@@ -128,3 +153,15 @@ class Augmenter:
         if len(self._coords_buffer[0]) != n:
             self._coords_buffer = np.empty((2, n, self.params.size ** 2), np.float32)
         return self._coords_buffer
+
+
+def _cross_extreme(x: np.ndarray, largest: bool) -> np.ndarray:
+    """The largest (or smallest) value over each pixel and its 4 neighbours, images (k, h, w);
+    outside the frame counts as black (0)."""
+    pick = np.maximum if largest else np.minimum
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    h, w = x.shape[1:]
+    out = padded[:, 1 : h + 1, 1 : w + 1].copy()
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+        pick(out, padded[:, dy : dy + h, dx : dx + w], out=out)
+    return out
