@@ -32,7 +32,8 @@ from numeral.errors import NumeralError
 from numeral.nn.parallel import set_threads
 from numeral.results import with_check
 
-CSV_COLUMNS = ["image", "text", "tibetan", "confidence", "numerals", "reason", "error", "check"]
+CSV_COLUMNS = ["image", "text", "tibetan", "confidence", "numerals", "reason", "error"]
+CHECK_COLUMN = "check"  # added with --min-confidence: "yes" when a person should look
 CHUNK = 4  # images a worker takes at a time: few, so that few are in flight when stopped
 
 
@@ -136,7 +137,7 @@ def existing_columns(out: Path) -> list[str]:
 class Results:
     """Appends one line per image to a JSON Lines or CSV file, flushed as it is written."""
 
-    def __init__(self, out: Path, fmt: str) -> None:
+    def __init__(self, out: Path, fmt: str, check: bool = False) -> None:
         self.fmt = fmt
         new = not out.is_file() or out.stat().st_size == 0
         try:
@@ -148,9 +149,10 @@ class Results:
         # a file an earlier run began keeps its columns (one written before "check" existed)
         self.csv = None
         if fmt == "csv":
-            columns = CSV_COLUMNS if new else existing_columns(out)
+            wanted = [*CSV_COLUMNS, CHECK_COLUMN] if check else CSV_COLUMNS
+            columns = wanted if new else existing_columns(out)
             self.csv = csv.DictWriter(self.file, columns, extrasaction="ignore")
-            if "check" not in columns:
+            if check and CHECK_COLUMN not in columns:
                 warnings.warn(f"{out} was begun without a \"check\" column: the lines added "
                               f"to it have none either (give another --out to get it)",
                               stacklevel=2)
@@ -275,15 +277,17 @@ def read_archive(sources: Sequence[str | Path], out: Path, *, model: str = "tibe
     if done:
         log(f"{len(items) - len(todo)} of {len(items)} images are already in {out}: "
             "reading the others")
-    counts = {"images": len(items), "skipped": len(items) - len(todo), "read": 0, "failed": 0,
-              "check": 0}
-    results = Results(out, fmt)
+    counts = {"images": len(items), "skipped": len(items) - len(todo), "read": 0, "failed": 0}
+    if min_confidence is not None:
+        counts["check"] = 0
+    results = Results(out, fmt, check=min_confidence is not None)
     try:
         for result in _progress(read_items(todo, model, jobs, address), len(todo), progress):
             result = with_check(result, min_confidence)
             results.write(result)
             counts["failed" if "error" in result else "read"] += 1
-            counts["check"] += bool(result.get("check"))
+            if min_confidence is not None:
+                counts["check"] += bool(result.get("check"))
     finally:
         results.close()
     return counts
