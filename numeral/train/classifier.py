@@ -86,6 +86,8 @@ class Classifier:
         augment_scale: float = 0.1,
         augment_shear: float = 0.1,
         augment_elastic: float = 0.0,
+        augment_stroke: float = 0.0,
+        augment_ink: float = 0.0,
         augment_until: float = 1.0,
         ensemble: int = 1,
         members: tuple[dict[str, Any], ...] | list[dict[str, Any]] = (),
@@ -125,6 +127,8 @@ class Classifier:
         self.augment_scale = augment_scale
         self.augment_shear = augment_shear
         self.augment_elastic = augment_elastic
+        self.augment_stroke = augment_stroke
+        self.augment_ink = augment_ink
         self.augment_until = augment_until
         self.ensemble = ensemble
         self.members = members
