@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import warnings
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from numeral.errors import NumeralError
+from numeral.results import probability as parse_probability
 from numeral.results import with_check
 
 EXIT_ERROR, EXIT_INTERRUPTED = 2, 130
@@ -253,15 +253,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def probability(text: str) -> float:
-    """--min-confidence's value: a probability."""
+    """--min-confidence's value: a probability (:func:`numeral.results.probability`)."""
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a probability: give a number from "
-                                         "0 to 1, such as 0.9")
-    return value
+        return parse_probability(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def check_mark(result: dict[str, Any]) -> str:

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from numeral.data import Preprocessing
-from numeral.data.paper import lift_ink, otsu, remove_lines
+from numeral.data.paper import lift_ink, otsu_level, remove_lines
 from numeral.data.preprocess import (
     MIN_CONTRAST,
     decode_grey,
@@ -93,8 +93,7 @@ def find_pieces(ink: np.ndarray, score: Score | None = None) -> tuple[list[Piece
     if peak < MIN_CONTRAST:
         return [], "no ink found: the image looks blank"
     scaled = ink * (255.0 / peak)
-    level = otsu(scaled[scaled > 8]) if (scaled > 8).any() else 128.0
-    level = min(max(level, 40.0), 160.0)  # Otsu's, kept off the extremes
+    level = otsu_level(scaled, 40.0, 160.0)  # Otsu's, kept off the extremes
     mask = scaled > level
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
     if count == 0:

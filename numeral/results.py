@@ -14,6 +14,7 @@ A leaf module: it imports nothing from numeral, so every layer may use it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,3 +134,16 @@ def with_check(answer: dict[str, Any], min_confidence: float | None) -> dict[str
         read = bool(answer.get("top3")) and answer.get("label") is not None
         sure = float(answer["top3"][0]["probability"]) if read else 0.0
     return {**answer, "check": not read or sure < min_confidence}
+
+
+def probability(text: str, example: str = "0.9") -> float:
+    """A minimum confidence given as text (``--min-confidence``, ``?min_confidence=``): a
+    number from 0 to 1, else ValueError saying so (and showing ``example``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{text!r} is not a probability: give a number from 0 to 1, such as "
+                         f"{example}")
+    return value

@@ -113,8 +113,7 @@ def pen_square(ink: np.ndarray) -> int:
     if peak <= 0:
         return 1 << 30
     scaled = ink * (255.0 / peak)
-    level = otsu(scaled[scaled > 8]) if (scaled > 8).any() else 128.0
-    mask = scaled > min(max(level, 96.0), 160.0)
+    mask = scaled > otsu_level(scaled, 96.0, 160.0)  # kept off the faint end (printed lines)
     if not mask.any():
         return 1 << 30
     thickest = 2.0 * float(ndimage.distance_transform_edt(mask).max())
@@ -250,6 +249,14 @@ def otsu(values: np.ndarray) -> float:
     return float(np.argmax(between)) if between.max() > 0 else float(mean[-1] / total)
 
 
+def otsu_level(scaled: np.ndarray, low: float, high: float) -> float:
+    """The ink threshold of an image scaled to 0..255: Otsu's threshold of its values above 8
+    (128 if it has none), kept within [low, high]."""
+    inked = scaled[scaled > 8]
+    level = otsu(inked) if inked.size else 128.0
+    return min(max(level, low), high)
+
+
 def remove_lines(ink: np.ndarray) -> np.ndarray:
     """The ink with the page's printed lines taken out (see the module), found on a reduced copy of
     large images. The pen's strokes are measured on the pixels above Otsu's threshold (printed
@@ -266,8 +273,7 @@ def remove_lines(ink: np.ndarray) -> np.ndarray:
     angle = page_angle(np.asarray(small))
     straight = np.asarray(small.rotate(-angle, Image.Resampling.BILINEAR) if angle else small)
     scaled = straight * (255.0 / peak)
-    level = otsu(scaled[scaled > 8]) if (scaled > 8).any() else 128.0
-    mask = scaled > min(max(level, 96.0), 160.0)  # Otsu's, kept off the faint end
+    mask = scaled > otsu_level(scaled, 96.0, 160.0)  # kept off the faint end
     if not mask.any():
         return ink
     lines = printed_lines(straight, stroke_width(mask))

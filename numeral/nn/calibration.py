@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from numeral.nn.errors import ModelFileError
+from numeral.nn.losses import softmax
 
 BINS = 15  # bins of the reliability diagram and the ECE (Guo et al.'s)
 T_RANGE = (0.05, 20.0)  # temperatures searched
@@ -35,10 +36,7 @@ def tempered(proba: np.ndarray, temperature: float) -> np.ndarray:
     """Probabilities (n, classes) at ``temperature``: p ** (1/T), each row summing to 1."""
     if temperature == 1.0:
         return proba
-    logits = np.log(np.clip(proba, FLOOR, None)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    out = np.exp(logits)
-    out /= out.sum(axis=1, keepdims=True)
+    out = softmax(np.log(np.clip(proba, FLOOR, None)) / temperature)
     return out.astype(proba.dtype, copy=False)
 
 

@@ -47,7 +47,7 @@ from numeral.data import DataError
 from numeral.nn import Ensemble
 from numeral.predict import Recognizer, is_blank, nothing_found
 from numeral.read import NumberReader
-from numeral.results import with_check
+from numeral.results import probability, with_check
 from numeral.serve.batch import Batcher, Overloaded
 
 MAX_BODY_BYTES = 40 * 1024 * 1024  # phones' photos: 3-15 MB at 12-50 megapixels, 25 at 200
@@ -339,13 +339,9 @@ def min_confidence(request: Request) -> float | None:
     if text is None:
         return None
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0.0 <= value <= 1.0:
-        raise BadRequest(422, f"min_confidence={text!r} is not a probability: give a number "
-                              "from 0 to 1, such as ?min_confidence=0.9")
-    return value
+        return probability(text, example="?min_confidence=0.9")
+    except ValueError as exc:
+        raise BadRequest(422, f"min_confidence={exc}") from None
 
 
 def read_upload(data: bytes, reader: NumberReader) -> dict[str, Any]:
