@@ -52,13 +52,14 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from numeral.serve.local import free_port, local_server, local_server_process
+from numeral.serve.local import free_port, local_server_process
 
 MAX_REQUESTS = 200_000
 
 
-def canvas_png() -> bytes:
-    """A 280x280 white-on-black canvas like the page sends."""
+def canvas_png(mode: str = "L") -> bytes:
+    """A 280x280 white-on-black canvas, a grey PNG; with mode "RGBA", opaque RGBA as a
+    browser's canvas.toBlob writes it (the page's own uploads)."""
     data = os.environ.get("NUMERAL_DATA", "")
     if data.endswith(".zip") and Path(data).is_file():
         with zipfile.ZipFile(data) as zf:
@@ -68,15 +69,54 @@ def canvas_png() -> bytes:
         image = Image.new("L", (280, 280))
         ImageDraw.Draw(image).ellipse((60, 40, 220, 240), outline=255, width=26)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.convert(mode).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+class Answers(asyncio.Protocol):
+    """One keep-alive connection's HTTP/1.1 responses, read off the socket as they arrive: a
+    protocol rather than asyncio streams, so that the load generator's own cost stays small
+    beside the server's (a header found in the buffer, not one coroutine step a line)."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.end: int | None = None  # where the response being read ends in the buffer
+        self.status = 0
+        self.waiting: asyncio.Future[int] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            if self.end is None:
+                head_end = self.buffer.find(b"\r\n\r\n")
+                if head_end < 0:
+                    return
+                head = bytes(self.buffer[: head_end + 2]).lower()  # each line ends in CRLF
+                self.status = int(head[9:12])
+                at = head.find(b"content-length:")
+                length = int(head[at + 15 : head.find(b"\r\n", at)]) if at >= 0 else 0
+                self.end = head_end + 4 + length
+            if len(self.buffer) < self.end:
+                return
+            del self.buffer[: self.end]
+            self.end = None
+            if self.waiting is not None and not self.waiting.done():
+                self.waiting.set_result(self.status)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiting is not None and not self.waiting.done():
+            self.waiting.set_exception(exc or ConnectionError("the server closed the connection"))
 
 
 async def client(port: int, body: bytes, interval: float, stop: float,
                  latencies: list[float], errors: list[int], path: str = "/api/predict",
                  content_type: str = "image/png", limit: int = MAX_REQUESTS,
                  statuses: list[int] | None = None) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    loop = asyncio.get_running_loop()
+    transport, answers = await loop.create_connection(Answers, "127.0.0.1", port)
     method = b"GET" if path == "/api/health" else b"POST"
     request = (method + b" " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                b"Content-Type: " + content_type.encode() + b"\r\n"
@@ -90,21 +130,16 @@ async def client(port: int, body: bytes, interval: float, stop: float,
                 await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
                 next_at += interval
             started = time.perf_counter()
-            writer.write(request)
-            await writer.drain()
-            status = int((await reader.readline()).split()[1])
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
+            answers.waiting = loop.create_future()
+            transport.write(request)
+            status = await answers.waiting
             latencies.append(time.perf_counter() - started)
             if statuses is not None:
                 statuses.append(status)
             if status != 200:
                 errors.append(status)
     finally:
-        writer.close()
+        transport.close()
 
 
 def canvas_json() -> bytes:
@@ -115,10 +150,20 @@ def canvas_json() -> bytes:
     return json.dumps({"pixels": image28.tolist()}).encode()
 
 
+BODIES = {"grey": "280x280 grey PNG canvas", "rgba": "280x280 RGBA PNG canvas (as a browser "
+          "sends it)", "json": "28x28 JSON pixels"}
+
+
+def canvas_body(kind: str) -> tuple[bytes, str]:
+    """The request body of each kind in BODIES, and its content type."""
+    if kind == "json":
+        return canvas_json(), "application/json"
+    return canvas_png("RGBA" if kind == "rgba" else "L"), "image/png"
+
+
 async def load(port: int, clients: int, interval: float, seconds: float,
-               as_json: bool = False) -> dict[str, float]:
-    body = canvas_json() if as_json else canvas_png()
-    kind = "application/json" if as_json else "image/png"
+               body_kind: str = "grey") -> dict[str, float]:
+    body, kind = canvas_body(body_kind)
     latencies: list[float] = []
     errors: list[int] = []
     started = time.perf_counter()
@@ -243,7 +288,7 @@ def floor_server(workers: int) -> Any:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the floor server did not start") from None
                 time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -284,13 +329,18 @@ def main() -> None:
     parser.add_argument("--photo-mb", type=float, default=10.0)
     parser.add_argument("--photos-each", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1, help="server processes")
-    parser.add_argument("--json", action="store_true",
-                        help="post the canvas's 28x28 input as JSON pixels instead of a PNG")
+    parser.add_argument("--body", choices=sorted(BODIES), default="grey",
+                        help="what each request posts: " + "; ".join(
+                            f"{k}: {v}" for k, v in BODIES.items()))
+    parser.add_argument("--json", action="store_true", help="the same as --body json")
     parser.add_argument("--floor", action="store_true",
                         help="a FastAPI app that only reads the body (MODEL is ignored)")
     parser.add_argument("--sweep", help="numbers of clients, e.g. 1,5,20,50,100: the "
                                         "saturated run for each")
     parser.add_argument("--figure", type=Path, help="with --sweep: write the figure here")
+    parser.add_argument("--against", type=Path, help="another checkout of numeral (a git "
+                        "worktree of an older commit): its server measured in turn with this one")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds, each server fresh")
     args = parser.parse_args()
     if args.crowd:
         photo = phone_photo(args.photo_mb)
@@ -310,35 +360,104 @@ def main() -> None:
               f"{r['health_p99']:.1f} ms, max {r['health_max']:.1f} ms")
         print(f"  server memory: {idle:.0f} MB at rest, peak {peak:.0f} MB")
         return
-    server = floor_server(args.workers) if args.floor else local_server(
-        args.model, workers=args.workers)
-    with server as url:
+    body_kind = "json" if args.json else args.body
+    sent = BODIES[body_kind]
+    who = "the floor app (body read, fixed answer)" if args.floor else str(args.model)
+    print(f"POST /api/predict to {who}, {sent}, {args.clients} clients, "
+          f"{os.cpu_count()} cores, {args.workers} uvicorn process(es)")
+    if args.sweep:
+        sweep(args, body_kind, f"POST /api/predict to {who}, {sent}, {args.workers} "
+                               f"process(es), {os.cpu_count()} cores")
+        return
+    # each server in a fresh process, the rounds interleaved: (name, its start) in turn
+    starts: list[tuple[str, Any]] = [("this checkout", lambda: start_server(args, None))]
+    if args.against:
+        starts.append((f"{args.against}", lambda: start_server(args, args.against)))
+    saturated: dict[str, list[float]] = {name: [] for name, _ in starts}
+    for round_ in range(args.rounds):
+        for name, start in starts:
+            with start() as (url, process):
+                port = int(url.rsplit(":", 1)[1])
+                asyncio.run(load(port, 4, 0.0, 1.0, body_kind))  # warm up
+                for kind, interval in (("paced", args.interval), ("saturated", 0.0)):
+                    r = measured_load(port, process.pid, args.clients, interval,
+                                      args.seconds, body_kind)
+                    pace = f"1 request / {interval:g} s each" if interval else "back to back"
+                    print(f"  round {round_ + 1}, {name}: {kind:>9} ({pace}): {r['rps']:.0f} "
+                          f"req/s, p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, "
+                          f"{r['requests']} requests, {r['errors']} errors; the server's CPU "
+                          f"{r['server_ms']:.2f} ms a request ({r['server_cores']:.2f} cores), "
+                          f"the load generator's {r['own_ms']:.2f} ms ({r['own_cores']:.0%} of "
+                          "a core)")
+                    if kind == "saturated":
+                        saturated[name].append(r["rps"])
+    medians = {name: statistics.median(v) for name, v in saturated.items()}
+    print("saturated, median of rounds: " + "; ".join(
+        f"{name} {m:.0f} req/s" for name, m in medians.items()))
+    if args.against:
+        this, other = medians["this checkout"], medians[f"{args.against}"]
+        print(f"this checkout / {args.against}: {this / other:.2f}x")
+
+
+@contextlib.contextmanager
+def start_server(args: argparse.Namespace, checkout: Path | None) -> Any:
+    """A fresh server process for the run: the floor app, or ``numeral serve`` of this
+    checkout or of ``checkout``."""
+    if args.floor:
+        with floor_server(args.workers) as served:
+            yield served
+    else:
+        with local_server_process(args.model, workers=args.workers, checkout=checkout) as served:
+            yield served
+
+
+def sweep(args: argparse.Namespace, body_kind: str, title: str) -> None:
+    with start_server(args, None) as (url, _):
         port = int(url.rsplit(":", 1)[1])
-        asyncio.run(load(port, 4, 0.0, 1.0))  # warm up
-        sent = "28x28 JSON pixels" if args.json else "280x280 PNG canvas"
-        who = "the floor app (body read, fixed answer)" if args.floor else str(args.model)
-        print(f"POST /api/predict to {who}, {sent}, {args.clients} clients, "
-              f"{os.cpu_count()} cores, {args.workers} uvicorn process(es)")
-        if args.sweep:
-            rows = []
-            for clients in (int(c) for c in args.sweep.split(",")):
-                r = asyncio.run(load(port, clients, 0.0, args.seconds, args.json))
-                rows.append({"clients": clients, **r})
-                print(f"  {clients:>4} clients back to back: {r['rps']:.0f} req/s, p50 "
-                      f"{r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, {r['errors']} errors")
-            if args.figure:
-                sweep_figure(rows, args.figure, f"POST /api/predict to {who}, {sent}, "
-                             f"{args.workers} process(es), {os.cpu_count()} cores")
-                print(f"figure: {args.figure}")
-            return
-        for name, interval in (("paced", args.interval), ("saturated", 0.0)):
-            cpu = time.process_time()
-            r = asyncio.run(load(port, args.clients, interval, args.seconds, args.json))
-            pace = f"1 request / {interval:g} s each" if interval else "back to back"
-            own = (time.process_time() - cpu) / r["seconds"]  # the load generator's share
-            print(f"{name:>9} ({pace}): {r['rps']:.0f} req/s, p50 {r['p50']:.1f} ms, "
-                  f"p99 {r['p99']:.1f} ms, {r['requests']} requests, {r['errors']} errors; "
-                  f"the load generator used {own:.0%} of a core")
+        asyncio.run(load(port, 4, 0.0, 1.0, body_kind))  # warm up
+        rows = []
+        for clients in (int(c) for c in args.sweep.split(",")):
+            r = asyncio.run(load(port, clients, 0.0, args.seconds, body_kind))
+            rows.append({"clients": clients, **r})
+            print(f"  {clients:>4} clients back to back: {r['rps']:.0f} req/s, p50 "
+                  f"{r['p50']:.1f} ms, p99 {r['p99']:.1f} ms, {r['errors']} errors")
+    if args.figure:
+        sweep_figure(rows, args.figure, title)
+        print(f"figure: {args.figure}")
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the process ``pid`` and its children (the
+    worker processes of ``numeral serve --workers N``)."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # it ended meanwhile
+                continue
+            stats[int(entry.name)] = fields
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        if current in stats:
+            total += int(stats[current][11]) + int(stats[current][12])  # utime, stime
+        todo += children.get(current, [])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measured_load(port: int, pid: int, clients: int, interval: float, seconds: float,
+                  body_kind: str) -> dict[str, float]:
+    """:func:`load`, with the CPU time the server's processes and the load generator used,
+    per request and in cores."""
+    server, own = process_tree_cpu(pid), time.process_time()
+    r = asyncio.run(load(port, clients, interval, seconds, body_kind))
+    server, own = process_tree_cpu(pid) - server, time.process_time() - own
+    n = max(r["requests"], 1)
+    return {**r, "server_ms": 1e3 * server / n, "server_cores": server / r["seconds"],
+            "own_ms": 1e3 * own / n, "own_cores": own / r["seconds"]}
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from numeral.data import Preprocessing, preprocess_image, vectorize
-from numeral.data.preprocess import blank_reason, grey_to_input, load_grey
+from numeral.data.preprocess import blank_reason, grey_to_input, load_grey, paper_level
 from numeral.data.sources import IMAGE_SUFFIXES
 from numeral.errors import DataError
 from numeral.models import resolve_model
@@ -58,8 +58,9 @@ class Recognizer:
     def prepare(self, source: Any, name: str = "image") -> tuple[np.ndarray, str | None]:
         """Any image (path, bytes, PIL image, array) -> the (28, 28) uint8 input the network
         sees, and why the image holds no numeral (None when it has ink)."""
-        grey = load_grey(source, self.preprocessing, name)
-        return grey_to_input(grey, self.preprocessing), blank_reason(grey)
+        grey = load_grey(source, self.preprocessing, name, dtype=np.uint8)
+        paper = paper_level(grey)
+        return grey_to_input(grey, self.preprocessing, paper), blank_reason(grey, paper)
 
     def recognition(self, source: Any, name: str = "image") -> Recognition:
         """Any image (path, bytes, PIL image, array) -> what it shows (:class:`Recognition`):

@@ -23,6 +23,7 @@ from numeral.data import (
     resolve_data_path,
 )
 from numeral.data.augment import Augmentation, Augmenter
+from numeral.data.preprocess import blank_reason, box_blur
 from numeral.data.splits import group_split, kfold, stratified_split
 from tests.conftest import mnist_dir
 
@@ -103,6 +104,66 @@ def test_the_same_function_preprocesses_training_data_and_a_user_image(
     paper.save(buffer, format="PNG")
     inverted = preprocess_image(buffer.getvalue()).astype(float)
     assert np.abs(inverted - tibetan.images[i]).mean() < 6.0
+
+
+def test_the_blank_tests_box_blur_is_pillows_exactly() -> None:
+    from PIL import ImageFilter
+
+    rng = np.random.default_rng(0)
+    for shape in [(3, 3), (3, 8), (9, 4), (31, 17), (280, 280)]:
+        noise = rng.integers(0, 256, shape).astype(np.uint8)  # every rounding case is met
+        strokes = (rng.random(shape) > 0.5).astype(np.uint8) * 255
+        for g in (noise, strokes, np.full(shape, 255, np.uint8)):
+            pillow = np.asarray(Image.fromarray(g).filter(ImageFilter.BoxBlur(1)))
+            np.testing.assert_array_equal(box_blur(g), pillow)
+    # a lone bright pixel is not ink; a 3x3 dot is
+    dot = np.zeros((40, 40), np.float32)
+    dot[20, 20] = 255
+    assert blank_reason(dot) is not None
+    dot[19:22, 19:22] = 255
+    assert blank_reason(dot) is None
+
+
+def test_grey_images_give_the_same_input_in_uint8_as_in_float32(tibetan_path: Path,
+                                                                  tibetan: Dataset) -> None:
+    from numeral.data.preprocess import Preprocessing, grey_to_input, load_grey
+
+    with zipfile.ZipFile(tibetan_path) as zf:
+        grey = np.asarray(Image.open(io.BytesIO(zf.read(str(tibetan.names[3])))).convert("L"))
+    params = Preprocessing()
+    shapes = [(280, 280), (90, 300), (60, 2000)]  # the last is shrunk before it is framed
+    for k, shape in enumerate(shapes):
+        image = Image.fromarray(255 - grey if k % 2 else grey).resize(shape[::-1])
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        as_float = load_grey(buffer.getvalue(), params)
+        as_uint8 = load_grey(buffer.getvalue(), params, dtype=np.uint8)
+        assert as_float.dtype == np.float32 and as_uint8.dtype == np.uint8
+        expected = grey_to_input(as_float, params)
+        np.testing.assert_array_equal(grey_to_input(as_uint8, params), expected)
+        assert blank_reason(as_uint8) == blank_reason(as_float)
+
+
+def test_an_opaque_canvas_in_colour_reads_as_its_grey_and_transparency_as_white_paper(
+    tibetan_path: Path, tibetan: Dataset
+) -> None:
+    with zipfile.ZipFile(tibetan_path) as zf:
+        grey = Image.open(io.BytesIO(zf.read(str(tibetan.names[7])))).convert("L")
+    grey = grey.resize((280, 280))
+
+    def png(image: Image.Image) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    # a browser's canvas.toBlob: RGBA, every pixel opaque
+    expected = preprocess_image(png(grey))
+    np.testing.assert_array_equal(preprocess_image(png(grey.convert("RGBA"))), expected)
+    np.testing.assert_array_equal(preprocess_image(png(grey.convert("LA"))), expected)
+    # dark ink on a transparent sheet: the transparent pixels become white paper
+    ink = Image.new("RGBA", grey.size, (0, 0, 0, 0))
+    ink.putalpha(grey)
+    np.testing.assert_array_equal(preprocess_image(png(ink)), expected)
 
 
 def test_publishers_npz_and_separate_train_test_files(tibetan: Dataset, tmp_path: Path) -> None:

@@ -71,6 +71,31 @@ def test_predict_accepts_every_documented_form(client: TestClient, tibetan_path:
         assert body["model"]["architecture"] == [784, 256, 128, 10]
 
 
+def test_answers_are_the_json_of_what_they_hold(client: TestClient, model_path: Path,
+                                                tibetan_path: Path) -> None:
+    import json
+
+    from numeral.predict import Recognizer
+    from numeral.serve.app import grid_json, json_answer
+
+    rng = np.random.default_rng(0)
+    for image in (rng.integers(0, 256, (28, 28)).astype(np.uint8), np.zeros((3, 5), np.uint8)):
+        assert grid_json(image) == json.dumps(image.tolist(), separators=(",", ":"))
+    assert json.loads(bytes(json_answer({}, '"a":1').body)) == {"a": 1}
+    answer = json.loads(bytes(json_answer({"b": [2]}, '"a":1', '"c":{}').body))
+    assert answer == {"b": [2], "a": 1, "c": {}}
+    raw = dataset_jpeg(tibetan_path, 7)
+    body = client.post("/api/predict", content=raw, headers={"content-type": "image/jpeg"}).json()
+    recognizer = Recognizer.from_file(model_path)
+    image28, _ = recognizer.prepare(raw)
+    assert body["input"] == image28.tolist()
+    expected = recognizer.recognition_of_image(image28).to_dict()
+    assert {k: body[k] for k in expected} == json.loads(json.dumps(expected))
+    info = client.get("/api/model").json()
+    del info["reference"]  # the page's reference images: /api/model only
+    assert body["model"] == info
+
+
 def test_both_endpoints_flag_answers_below_min_confidence(client: TestClient,
                                                          tibetan_path: Path) -> None:
     raw = dataset_jpeg(tibetan_path, 4)

@@ -40,7 +40,7 @@ import anyio
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from numeral.data import DataError
@@ -166,6 +166,7 @@ def create_app(model_path: str | Path) -> FastAPI:
     batcher = Batcher(recognizer.probabilities, max_batch=MAX_BATCH, max_queue=MAX_QUEUED,
                       inline=lambda size: size <= INLINE_BATCH and not lanes.reading)
     info = model_info(recognizer, path)
+    model_part = '"model":' + to_json(info)  # in every answer: encoded once
     exemplars = recognizer.meta.get("exemplars") or []
     lanes = Lanes()
     app = FastAPI(title="numeral", version="1", summary="Recognise handwritten numerals",
@@ -217,7 +218,7 @@ def create_app(model_path: str | Path) -> FastAPI:
         return {**info, "reference": exemplars}
 
     @app.post("/api/predict", openapi_extra=PREDICT_OPENAPI)
-    async def predict(request: Request) -> JSONResponse:
+    async def predict(request: Request) -> Response:
         threshold = min_confidence(request)
         async with lanes.admitted(request) as on_cpu:
             content = await request_image(request, allow_json=True)
@@ -228,7 +229,7 @@ def create_app(model_path: str | Path) -> FastAPI:
             proba = None if is_blank(image28) else (await network(image28[None]))[0]
             result = recognizer.recognition_of_image(image28, proba).to_dict()
         result = with_check(result, threshold)
-        return JSONResponse({**result, "input": image28.tolist(), "model": info})
+        return json_answer(result, '"input":' + grid_json(image28), model_part)
 
     @app.post("/api/read", openapi_extra=READ_OPENAPI)
     async def read(request: Request) -> JSONResponse:
@@ -331,6 +332,29 @@ class ShedLoad:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+
+def to_json(content: Any) -> str:
+    """JSON as FastAPI's JSONResponse writes it (compact, UTF-8, no NaN)."""
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def json_answer(content: dict[str, Any], *encoded: str) -> Response:
+    """A JSON answer: ``content`` with members already ``encoded`` ('"key":value') at its end
+    (what every answer repeats is encoded once, not once a request; a grid of pixels by
+    :func:`grid_json`)."""
+    body = to_json(content)[1:-1]
+    return Response("{" + ",".join(([body] if body else []) + list(encoded)) + "}",
+                    media_type="application/json")
+
+
+DECIMALS = np.array([str(v) for v in range(256)], dtype=object)  # "0" ... "255"
+
+
+def grid_json(image: np.ndarray) -> str:
+    """A uint8 image as JSON rows of numbers, as json.dumps(image.tolist()) writes it compact,
+    in a fifth of its time (each value's text looked up, not formatted)."""
+    return "[[" + "],[".join([",".join(row) for row in DECIMALS[image].tolist()]) + "]]"
 
 
 def min_confidence(request: Request) -> float | None:

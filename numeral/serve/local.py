@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -22,22 +23,28 @@ def free_port() -> int:
 
 
 @contextmanager
-def local_server(model_path: str | Path, timeout: float = 30.0, workers: int = 1
-                 ) -> Iterator[str]:
+def local_server(model_path: str | Path, timeout: float = 30.0, workers: int = 1,
+                 checkout: Path | None = None) -> Iterator[str]:
     """Start the server for ``model_path`` (in ``workers`` processes), wait until /api/health
-    answers, yield its URL; stop it on exit."""
-    with local_server_process(model_path, timeout, workers) as (url, _):
+    answers, yield its URL; stop it on exit. ``checkout``: run the numeral of that source
+    tree instead of this one (a benchmark's side-by-side comparison)."""
+    with local_server_process(model_path, timeout, workers, checkout) as (url, _):
         yield url
 
 
 @contextmanager
-def local_server_process(model_path: str | Path, timeout: float = 30.0, workers: int = 1
+def local_server_process(model_path: str | Path, timeout: float = 30.0, workers: int = 1,
+                         checkout: Path | None = None
                          ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """:func:`local_server`, yielding the server's process too (to measure its memory)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    env = None
+    if checkout is not None:  # its package first, for this process and its workers
+        env = {**os.environ, "PYTHONPATH": str(Path(checkout).resolve())}
     process = subprocess.Popen([sys.executable, "-m", "numeral.cli", "serve", str(model_path),
-                                "--port", str(port), "--workers", str(workers)])
+                                "--port", str(port), "--workers", str(workers)],
+                               cwd=checkout, env=env)
     try:
         deadline = time.monotonic() + timeout
         while True:
