@@ -21,7 +21,9 @@ their numerals at random, so this varies from row to row). Then the time to read
 ``--archive``: a folder of composed 4-numeral PNGs read by ``numeral read DIR --out FILE``
 in fresh processes, with ``--jobs 1``, ``--jobs 2`` and on a local Ray cluster (``--address
 local``), each timed from the command's start to its end (process start and model loading
-included), in rounds interleaved: images per second and the scaling over one core.
+included), in rounds interleaved: images per second and the scaling over one core, over the
+whole run and at the margin (a run over the first quarter of the images timed too: what the
+further images cost, the start left out).
 
 ``--photos``: numbers of 3 to 5 numerals from the same unseen writers, made into colour phone
 photos (numeral.data.photo): plain, ruled and squared paper, black or blue ink, tilted, a
@@ -80,7 +82,10 @@ def draw(image: np.ndarray, reading: dict, path: Path) -> None:
 
 
 def archive(model: str, count: int, rounds: int) -> None:
-    """Images per second of numeral read over a folder, on 1 and 2 processes and on Ray."""
+    """Images per second of numeral read over a folder, on 1 and 2 processes and on Ray: over
+    the whole run (process start and model loading included), and at the margin (the time a
+    run of ``count`` images takes beyond one of a quarter as many, per image: what every
+    further image of a large archive costs, the start left out)."""
     import subprocess
     import tempfile
 
@@ -89,30 +94,46 @@ def archive(model: str, count: int, rounds: int) -> None:
     ds = load(resolve_data_path(None))
     _, test = split(ds.y, ds.groups, "sheet", 0.2, 0)
     rng = np.random.default_rng(0)
+    small = max(1, count // 4)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "scans"
-        folder.mkdir()
+        folders = {count: Path(tmp) / "scans", small: Path(tmp) / "first-quarter"}
+        for folder in folders.values():
+            folder.mkdir()
         for i in range(count):
             pick = rng.choice(test, 4, replace=False)
-            Image.fromarray(compose_number(ds.images[pick], rng)).save(folder / f"{i:05d}.png")
+            image = Image.fromarray(compose_number(ds.images[pick], rng))
+            for size, folder in folders.items():
+                if i < size:
+                    image.save(folder / f"{i:05d}.png")
         ways = {"1 process": ["--jobs", "1"], "2 processes": ["--jobs", "2"],
                 "Ray, local cluster (1 node)": ["--address", "local"]}
-        seconds: dict[str, list[float]] = {name: [] for name in ways}
+        seconds: dict[tuple[str, int], list[float]] = {
+            (name, size): [] for name in ways for size in folders}
         for r in range(rounds):
             for name, flags in ways.items():
-                out = Path(tmp) / f"{r}-{name.split()[0].strip(',')}.jsonl"  # a new file each
-                started = time.perf_counter()
-                subprocess.run([sys.executable, "-m", "numeral.cli", "read", str(folder),
-                                "--model", model, "--out", str(out), "--quiet", *flags],
-                               check=True, capture_output=True)
-                seconds[name].append(time.perf_counter() - started)
-    one = count / statistics.median(seconds["1 process"])
+                for size, folder in folders.items():
+                    out = Path(tmp) / f"{r}-{name.split()[0].strip(',')}-{size}.jsonl"  # new
+                    started = time.perf_counter()
+                    subprocess.run([sys.executable, "-m", "numeral.cli", "read", str(folder),
+                                    "--model", model, "--out", str(out), "--quiet", *flags],
+                                   check=True, capture_output=True)
+                    seconds[name, size].append(time.perf_counter() - started)
+
+    def rates(name: str) -> tuple[float, float]:
+        whole = statistics.median(seconds[name, count])
+        margin = whole - statistics.median(seconds[name, small])
+        return count / whole, (count - small) / margin
+
+    one_whole, one_margin = rates("1 process")
     print(f"numeral read over {count} 4-numeral PNGs (about 500x180), model {model}, "
-          f"{os.cpu_count()} cores; median of {rounds} rounds, process start included\n")
-    print("| how | images/s | against 1 process |\n|---|---|---|")
-    for name, times in seconds.items():
-        rate = count / statistics.median(times)
-        print(f"| {name} | {rate:.1f} | {rate / one:.2f}x |")
+          f"{os.cpu_count()} cores; median of {rounds} rounds; the margin: ({count} - {small} "
+          f"images) / (the time for {count} - the time for {small})\n")
+    print("| how | images/s, whole run (start included) | against 1 process | images/s at the "
+          "margin (start left out) | against 1 process |\n|---|---|---|---|---|")
+    for name in ways:
+        whole, margin = rates(name)
+        print(f"| {name} | {whole:.1f} | {whole / one_whole:.2f}x | {margin:.1f} | "
+              f"{margin / one_margin:.2f}x |")
 
 
 def unseen_numerals(recognizer: Recognizer, part: str = "test"

@@ -407,7 +407,8 @@ def start_server(args: argparse.Namespace, checkout: Path | None) -> Any:
         with floor_server(args.workers) as served:
             yield served
     else:
-        with local_server_process(args.model, workers=args.workers, checkout=checkout) as served:
+        model = args.model.resolve() if args.model.exists() else args.model  # (another cwd)
+        with local_server_process(model, workers=args.workers, checkout=checkout) as served:
             yield served
 
 

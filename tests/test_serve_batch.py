@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
+import subprocess
+import sys
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -15,7 +19,8 @@ from images import png
 from numeral.predict import Recognizer
 from numeral.serve.app import ShedLoad
 from numeral.serve.batch import Batcher, Overloaded
-from numeral.serve.local import local_server
+from numeral.serve.local import free_port, local_server, local_server_process
+from numeral.serve.workers import balanced_by_kernel
 
 # The served probabilities are rounded to 6 decimals. A batch's float32 products differ from one
 # row's by about 1e-7 (a few float32 ulps of values <= 1), which flips the 6th decimal where it
@@ -144,3 +149,49 @@ def test_workers_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "tibetan", "--workers", "0"]) != 0
     assert capsys.readouterr().err.strip() == ("numeral: error: --workers 0: give 1 or more "
                                               "(processes serving the model)")
+
+
+def connections_of(pid: int) -> int:
+    """The TCP sockets (listening or connected) the process ``pid`` holds."""
+    links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    return sum(link.startswith("socket:") for link in links)
+
+
+@pytest.mark.skipif(not balanced_by_kernel(), reason="SO_REUSEPORT balances on Linux only")
+def test_the_connections_of_a_crowd_arriving_at_once_are_shared_by_the_processes() -> None:
+    """40 keep-alive clients connecting at once: each of 2 processes takes at least 10 (with
+    one socket for all, one process took 40-46 of 60 and the other 14-20). A socket each, the
+    kernel spreads them by hash: fewer than 10 of 40 has a chance of about 3 in 10,000."""
+    with local_server_process("tibetan", workers=2) as (_, server):
+        workers = [int(pid) for pid in subprocess.run(
+            ["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()]
+        workers = [pid for pid in workers if connections_of(pid) > 0]  # not a helper process
+        assert len(workers) == 2
+        before = [connections_of(pid) for pid in workers]
+        port = int(server.args[server.args.index("--port") + 1])
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
+        try:
+            for client in clients:  # each connection answered, so each is accepted by now
+                client.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            for client in clients:
+                assert client.recv(4096).startswith(b"HTTP/1.1 200")
+            taken = [connections_of(pid) - was for pid, was in zip(workers, before, strict=True)]
+        finally:
+            for client in clients:
+                client.close()
+    assert sum(taken) == 40 and min(taken) >= 10, taken
+
+
+def test_a_port_in_use_is_one_line_naming_it() -> None:
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        for workers in ("1", "2"):
+            result = subprocess.run([sys.executable, "-m", "numeral.cli", "serve", "tibetan",
+                                     "--port", str(port), "--workers", workers],
+                                    capture_output=True, text=True, timeout=60)
+            assert result.returncode != 0
+            assert result.stderr.strip() == (f"numeral: error: cannot listen on 127.0.0.1:{port} "
+                                             "(Address already in use); choose another --port "
+                                             "or --host")

@@ -133,8 +133,8 @@ def to_uint8(arr: np.ndarray, name: str = "image") -> np.ndarray:
 def decode_grey(img: Any, name: str = "image", draft: int | None = None,
                 longest: int | None = None, dtype: Any = np.float32) -> np.ndarray:
     """A PIL image -> grey float32 (h, w), 0..255 (or ``dtype``: uint8 holds every value
-    exactly): the first frame or page; transparency as
-    white paper; 16-bit, integer and float images scaled to 0..255. ``draft``: a JPEG decodes
+    exactly): the first frame or page; transparency as white paper; 16-bit, integer and float
+    images scaled to 0..255. ``draft``: a JPEG decodes
     at the smallest size the codec's DCT scaling offers whose sides are both at least
     ``draft`` (or, with ``longest``, that fits ``longest``). ``longest``: a larger image is
     scaled down (bicubic) to that longer side."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from numeral.errors import InputError
 from numeral.serve.app import create_app
+from numeral.serve.workers import balanced_by_kernel, listening_socket, serve_processes
 
 __all__ = ["app_from_environment", "create_app", "serve"]
 MODEL_VARIABLE = "NUMERAL_SERVE_MODEL"  # the model the worker processes of serve() load
@@ -33,12 +34,16 @@ def serve(model_path: str | Path, host: str = "127.0.0.1", port: int = 8000,
     os.environ[MODEL_VARIABLE] = str(model_path)
     os.environ[WORKERS_VARIABLE] = str(workers)
     app = app_from_environment()  # a missing or corrupt model fails here, before any worker
+    listening_socket(host, port, reuse_port=False).close()  # so does a port in use
     print(f"numeral: serving {model_path} on http://{host}:{port}/ in {workers} "
           f"process{'es' if workers > 1 else ''}  (Ctrl-C stops)", flush=True)
     if workers == 1:  # this process serves the app it made
         uvicorn.run(app, host=host, port=port, log_level="warning")
         return
     del app  # each worker process makes its own
+    if balanced_by_kernel():  # a socket each: the kernel shares the connections out evenly
+        serve_processes(host, port, workers)
+        return
     uvicorn.run("numeral.serve:app_from_environment", factory=True, host=host, port=port,
                 workers=workers, log_level="warning")
 
