@@ -24,6 +24,13 @@ numeral from the data when NUMERAL_DATA is set, else a drawn ring):
   FastAPI alone allow on this machine, the ceiling of any numeral server built on them.
 * sweep (``--sweep 1,5,20,50,100 --figure F.png``): the saturated run for each number of
   clients -> a figure of throughput and latency against the number of clients.
+* side by side (``--against DIR --rounds N``): DIR is another checkout of numeral (a git
+  worktree of an older commit); its server and this one's, each in a fresh process, in turn,
+  for N rounds -> each run's line and the ratio of the saturated medians.
+
+``--body grey|rgba|json``: what is posted (a grey PNG; an opaque RGBA PNG, as a browser's
+canvas sends it; the 28x28 input as JSON). Each line gives the server's CPU time a request
+(its processes' user + system time over the run) and the load generator's own.
 
 Every loop is bounded in requests and in time, and only 127.0.0.1 is contacted.
 """
