@@ -162,13 +162,13 @@ def test_the_connections_of_a_crowd_arriving_at_once_are_shared_by_the_processes
     """40 keep-alive clients connecting at once: each of 2 processes takes at least 10 (with
     one socket for all, one process took 40-46 of 60 and the other 14-20). A socket each, the
     kernel spreads them by hash: fewer than 10 of 40 has a chance of about 3 in 10,000."""
-    with local_server_process("tibetan", workers=2) as (_, server):
+    with local_server_process("tibetan", workers=2) as (url, server):
         workers = [int(pid) for pid in subprocess.run(
             ["pgrep", "-P", str(server.pid)], capture_output=True, text=True).stdout.split()]
         workers = [pid for pid in workers if connections_of(pid) > 0]  # not a helper process
         assert len(workers) == 2
         before = [connections_of(pid) for pid in workers]
-        port = int(server.args[server.args.index("--port") + 1])
+        port = int(url.rsplit(":", 1)[1])
         clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(40)]
         try:
             for client in clients:  # each connection answered, so each is accepted by now
