@@ -26,7 +26,8 @@ numeral from the data when NUMERAL_DATA is set, else a drawn ring):
   clients -> a figure of throughput and latency against the number of clients.
 * side by side (``--against DIR --rounds N``): DIR is another checkout of numeral (a git
   worktree of an older commit); its server and this one's, each in a fresh process, in turn,
-  for N rounds -> each run's line and the ratio of the saturated medians.
+  for N rounds -> each run's line and the ratio of the saturated medians. A model given by
+  name (``tibetan``) is each checkout's own shipped file; a path is the same file for both.
 
 ``--body grey|rgba|json``: what is posted (a grey PNG; an opaque RGBA PNG, as a browser's
 canvas sends it; the 28x28 input as JSON). Each line gives the server's CPU time a request
@@ -90,6 +91,7 @@ class Answers(asyncio.Protocol):
         self.end: int | None = None  # where the response being read ends in the buffer
         self.status = 0
         self.waiting: asyncio.Future[int] | None = None
+        self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -114,6 +116,7 @@ class Answers(asyncio.Protocol):
                 self.waiting.set_result(self.status)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True  # (the server closes a connection idle for 5 s: the client reopens)
         if self.waiting is not None and not self.waiting.done():
             self.waiting.set_exception(exc or ConnectionError("the server closed the connection"))
 
@@ -136,6 +139,8 @@ async def client(port: int, body: bytes, interval: float, stop: float,
             if interval:
                 await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
                 next_at += interval
+            if answers.closed:  # closed while idle: a new connection, as a browser makes
+                transport, answers = await loop.create_connection(Answers, "127.0.0.1", port)
             started = time.perf_counter()
             answers.waiting = loop.create_future()
             transport.write(request)
@@ -349,6 +354,9 @@ def main() -> None:
                         "worktree of an older commit): its server measured in turn with this one")
     parser.add_argument("--rounds", type=int, default=1, help="rounds, each server fresh")
     args = parser.parse_args()
+    if args.against and (args.floor or args.crowd or args.sweep):
+        parser.error("--against compares two checkouts' numeral serve: not with --floor, "
+                     "--crowd or --sweep")
     if args.crowd:
         photo = phone_photo(args.photo_mb)
         with local_server_process(args.model) as (url, process):

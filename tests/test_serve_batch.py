@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -157,6 +158,16 @@ def connections_of(pid: int) -> int:
     return sum(link.startswith("socket:") for link in links)
 
 
+def health_answer(client: socket.socket) -> bytes:
+    """The whole answer to GET /api/health on ``client`` (headers and body may come apart)."""
+    answer = b""
+    while not answer.endswith(b'{"status":"ok"}'):
+        chunk = client.recv(4096)
+        assert chunk, f"the connection closed after {answer!r}"
+        answer += chunk
+    return answer
+
+
 @pytest.mark.skipif(not balanced_by_kernel(), reason="SO_REUSEPORT balances on Linux only")
 def test_the_connections_of_a_crowd_arriving_at_once_are_shared_by_the_processes() -> None:
     """40 keep-alive clients connecting at once: each of 2 processes takes at least 10 (with
@@ -174,7 +185,14 @@ def test_the_connections_of_a_crowd_arriving_at_once_are_shared_by_the_processes
             for client in clients:  # each connection answered, so each is accepted by now
                 client.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
             for client in clients:
-                assert client.recv(4096).startswith(b"HTTP/1.1 200")
+                assert health_answer(client).startswith(b"HTTP/1.1 200")
+            waits = []  # one client's requests, one after another on its connection: each
+            for _ in range(9):  # answered at once (with Nagle's algorithm on, 40 ms or more)
+                started = time.perf_counter()
+                clients[0].sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert health_answer(clients[0]).startswith(b"HTTP/1.1 200")
+                waits.append(time.perf_counter() - started)
+            assert sorted(waits)[4] < 0.02, waits
             taken = [connections_of(pid) - was for pid, was in zip(workers, before, strict=True)]
         finally:
             for client in clients:

@@ -41,7 +41,8 @@ def local_server_process(model_path: str | Path, timeout: float = 30.0, workers:
     url = f"http://127.0.0.1:{port}"
     env = None
     if checkout is not None:  # its package first, for this process and its workers
-        env = {**os.environ, "PYTHONPATH": str(Path(checkout).resolve())}
+        paths = [str(Path(checkout).resolve()), os.environ.get("PYTHONPATH", "")]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     process = subprocess.Popen([sys.executable, "-m", "numeral.cli", "serve", str(model_path),
                                 "--port", str(port), "--workers", str(workers)],
                                cwd=checkout, env=env)
