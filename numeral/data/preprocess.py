@@ -292,7 +292,7 @@ def frame_numeral(grey: np.ndarray, margin: float, threshold: float) -> np.ndarr
         size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
         image_mod = require_pillow()
         crop = np.asarray(image_mod.fromarray(crop.astype(np.float32)).resize(
-            size, image_mod.Resampling.LANCZOS), dtype=np.float32)  # (float: a uint8 one too)
+            size, image_mod.Resampling.LANCZOS), dtype=np.float32)  # float32 from uint8 too
     h, w = crop.shape
     side = int(np.ceil(max(h, w) / max(1.0 - 2.0 * margin, 0.1)))
     out = np.zeros((side, side), crop.dtype)

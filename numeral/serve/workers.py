@@ -41,6 +41,7 @@ def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     """A TCP socket listening on host:port as uvicorn binds one for its workers (IPv6 when the
     host has a colon, else IPv4: "" is every interface, "localhost" 127.0.0.1), with
     ``reuse_port`` one of several on that port; or an InputError saying why it cannot."""
+    sock = None
     try:
         # (IPPROTO_TCP named: asyncio turns Nagle's algorithm off only on sockets that say
         # so, and with it on each answer waited 40 ms for the client's delayed ACK)
@@ -52,6 +53,8 @@ def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
         sock.bind((host, port))
         sock.listen(BACKLOG)
     except OSError as exc:
+        if sock is not None:
+            sock.close()  # (not left to the garbage collector)
         raise InputError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose "
                          "another --port or --host") from None
     return sock
