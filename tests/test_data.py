@@ -311,6 +311,25 @@ def test_pens_of_other_writers_thicken_thin_and_lighten_the_strokes(tibetan: Dat
     assert 0.5 - 1e-5 <= ratio.min() < 0.6 and 0.9 < ratio.max() <= 1 + 1e-5
 
 
+def test_a_skipping_pen_cuts_one_gap_across_a_stroke_of_the_chosen_share(tibetan: Dataset) -> None:
+    X = tibetan.X[:300]
+    still = {"shift": 0, "rotate": 0, "scale": 0, "shear": 0}
+    plain = Augmenter(Augmentation(**still))(X, np.random.default_rng(3))
+    cut = Augmenter(Augmentation(**still, breaks=0.5))(X.copy(), np.random.default_rng(3))
+    assert np.array_equal(Augmenter(Augmentation(**still))(X, np.random.default_rng(3)), plain)
+    lost = plain - cut
+    assert lost.min() >= 0  # only erased, never drawn
+    hit = (lost > 0).any(axis=1)
+    assert 120 < hit.sum() < 180  # about half of the 300
+    for before, gap in zip(plain[hit].reshape(-1, 28, 28), lost[hit].reshape(-1, 28, 28)):
+        ys, xs = np.nonzero(gap)
+        assert np.ptp(ys) <= 4 and np.ptp(xs) <= 4  # one disc of radius 2.5 at most
+        centre = before[round(ys.mean()), round(xs.mean())]
+        assert centre > 0.5 * before.max()  # around a point of the stroke
+    assert Augmenter(Augmentation(**still, breaks=1.0))(np.zeros((3, 784), np.float32),
+                                                         np.random.default_rng(0)).max() == 0
+
+
 def test_augmentation_of_batches_larger_than_the_field_bank(monkeypatch) -> None:
     monkeypatch.setattr("numeral.data.augment.ELASTIC_FIELDS", 8)
     monkeypatch.setattr("numeral.data.augment.MAX_BATCH", 7)

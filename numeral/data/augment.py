@@ -38,6 +38,7 @@ class Augmentation:
     size: int = 28
     stroke: float = 0.0  # share of images whose strokes are made thicker (half) or thinner
     ink: float = 0.0  # images are made up to this much fainter (a pen that presses lightly)
+    breaks: float = 0.0  # share of images with a gap cut across a stroke (a pen that skipped)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,6 +112,8 @@ class Augmenter:
         out = self.sampler(X, coords, out)
         if p.stroke or p.ink:  # (drawn only when asked: other runs' random streams unchanged)
             self.pen(out, rng)
+        if p.breaks:
+            self.skip(out, rng)
         return out
 
     def pen(self, out: np.ndarray, rng: np.random.Generator) -> None:
@@ -132,6 +135,26 @@ class Augmenter:
                 images[chosen] = x + w[chosen, None, None] * (edge - x)
         if p.ink:
             out *= (1.0 - p.ink * faint)[:, None]
+
+    def skip(self, out: np.ndarray, rng: np.random.Generator) -> None:
+        """A pen that skipped, in place on distorted images (n, size*size): a share ``breaks``
+        of them lose a disc of ink, radius 1.5 to 2.5 pixels (across a stroke), around a pixel drawn at random among
+        their strokes (value over half the image's brightest): a gap across the stroke, as
+        the photos of ``numeral.data.photo`` cut, so that a numeral read from its pieces is
+        one the network has seen."""
+        n, size = len(out), self.params.size
+        chosen = np.flatnonzero(rng.random(n, dtype=np.float32) < self.params.breaks)
+        radius = 1.5 + rng.random(len(chosen), dtype=np.float32)
+        x = out[chosen]
+        inked = x > 0.5 * x.max(axis=1, keepdims=True)
+        # a pixel drawn uniformly among the inked ones: the largest of uniform draws there
+        centre = np.argmax(rng.random(x.shape, dtype=np.float32) * inked, axis=1)
+        cy, cx = np.divmod(centre, size)
+        gy, gx = self.grid[1] + self.centre, self.grid[0] + self.centre  # pixel rows, columns
+        gap = (gy - cy[:, None]) ** 2 + (gx - cx[:, None]) ** 2 <= (radius**2)[:, None]
+        gap &= inked.any(axis=1, keepdims=True)  # a blank image keeps its nothing
+        x[gap] = 0.0
+        out[chosen] = x
 
     def _elastic_fields(self) -> np.ndarray:
         """ELASTIC_FIELDS smooth displacement fields (2, k, pixels), e = G U G^T with U

@@ -88,6 +88,7 @@ class Classifier:
         augment_elastic: float = 0.0,
         augment_stroke: float = 0.0,
         augment_ink: float = 0.0,
+        augment_break: float = 0.0,
         augment_until: float = 1.0,
         ensemble: int = 1,
         members: tuple[dict[str, Any], ...] | list[dict[str, Any]] = (),
@@ -129,6 +130,7 @@ class Classifier:
         self.augment_elastic = augment_elastic
         self.augment_stroke = augment_stroke
         self.augment_ink = augment_ink
+        self.augment_break = augment_break
         self.augment_until = augment_until
         self.ensemble = ensemble
         self.members = members

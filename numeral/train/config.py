@@ -84,6 +84,7 @@ class Config:
     augment_elastic: float = 0.0
     augment_stroke: float = 0.0  # share of images drawn thicker or thinner (a different pen)
     augment_ink: float = 0.0  # images made up to this much fainter (lighter pressure)
+    augment_break: float = 0.0  # share of images with a gap cut across a stroke (a pen skipped)
     augment_until: float = 1.0  # fraction of the epochs that see distorted images; the last
     # ones (1 - augment_until) train on the images as written, at the schedule's low rates
     ensemble: int = 1  # networks trained with seeds seed, seed+1, ...; probabilities averaged
@@ -119,6 +120,7 @@ CONSTRAINTS: dict[str, Constraint] = {
     "augment_until": Interval(0.0, 1.0, "right"),
     "augment_stroke": UNIT,
     "augment_ink": UNIT,
+    "augment_break": UNIT,
     **dict.fromkeys(("batch_size", "epochs", "ensemble", "step_epochs"), Interval(1, None, "left")),
     **dict.fromkeys(("early_stopping", "train_metrics_sample", "seed", "split_seed"),
                     NON_NEGATIVE),  # seeds: NumPy's generators take none below 0

@@ -144,7 +144,8 @@ class Trainer:
         if not c.augment:
             return None
         how = Augmentation(c.augment_shift, c.augment_rotate, c.augment_scale, c.augment_shear,
-                           c.augment_elastic, stroke=c.augment_stroke, ink=c.augment_ink)
+                           c.augment_elastic, stroke=c.augment_stroke, ink=c.augment_ink,
+                           breaks=c.augment_break)
         return self._augmenters.setdefault(how, Augmenter(how))
 
     def inputs(self, split: Split, net: Network, images: bool = False) -> np.ndarray:
