@@ -50,6 +50,7 @@ import numpy as np
 from numeral.data import load, resolve_data_path, split, vectorize
 from numeral.data.compose import compose_number
 from numeral.data.photo import CONDITIONS, Photo, photo_number
+from numeral.data.splits import group_split
 from numeral.nn.calibration import expected_calibration_error
 from numeral.predict import Recognizer
 from numeral.read import NumberReader
@@ -138,12 +139,15 @@ def archive(model: str, count: int, rounds: int) -> None:
 
 def unseen_numerals(recognizer: Recognizer, part: str = "test"
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The writer-independent split's test numerals (or, ``part="train"``, its training
-    numerals: the reader's constants are tuned on those), their labels, and whether the model
-    reads each right on its own."""
+    """The writer-independent split's test numerals (or, ``part="val"``, its validation
+    writers': the 10 % of the training sheets a run with ``val_fraction = 0.1`` keeps out, which
+    the sheet run's model never saw, so the reader's constants are tuned on those; or
+    ``part="train"``, its training numerals), their labels, and whether the model reads each
+    right on its own."""
     ds = load(resolve_data_path(None))
     train, test = split(ds.y, ds.groups, "sheet", 0.2, 0)
-    chosen = test if part == "test" else train
+    _, val = group_split(ds.groups[train], 0.1, 1)  # as numeral.train.experiment carves it
+    chosen = {"test": test, "val": train[val], "train": train}[part]
     images, labels = ds.images[chosen], ds.y[chosen]
     return images, labels, recognizer.model.predict(vectorize(images)) == labels
 
@@ -157,7 +161,8 @@ def photos(model: str, count: int, picture: Path | None, part: str = "test",
     reader = NumberReader(recognizer)
     images, labels, alone = unseen_numerals(recognizer, part)
     names = recognizer.class_names
-    who = "by unseen writers" if part == "test" else "from the training part (tuning)"
+    who = {"test": "by unseen writers", "val": "by the validation writers (tuning)",
+           "train": "from the training part"}[part]
     print(f"model {model}; {count} photos of 3-5 numerals {who} per condition\n")
     print("| condition | whole numbers right | numerals right | the same numerals one by one "
           "| ms a photo (median) |\n|---|---|---|---|---|")
@@ -168,7 +173,7 @@ def photos(model: str, count: int, picture: Path | None, part: str = "test",
     conditions = [(c, name, photo) for c, (name, photo) in enumerate(CONDITIONS.items())
                   if not only or name in only]
     for c, condition, photo in conditions:
-        rng = np.random.default_rng([2, c] if part == "test" else [3, c])
+        rng = np.random.default_rng([{"test": 2, "train": 3, "val": 4}[part], c])
         right = digits = total = singly = 0
         times = []
         for i in range(count):
@@ -262,9 +267,9 @@ def main() -> None:
                         help="images per second of numeral read DIR on 1 and 2 processes, Ray")
     parser.add_argument("--photos", action="store_true",
                         help="photos of numbers in each condition of numeral.data.photo")
-    parser.add_argument("--numerals", choices=["test", "train"], default="test",
-                        help="with --photos: the sheet split's test numerals, or its training "
-                             "ones (to tune the reader on)")
+    parser.add_argument("--numerals", choices=["test", "val", "train"], default="test",
+                        help="with --photos: the sheet split's test numerals, its validation "
+                             "writers' (to tune the reader on), or its training ones")
     parser.add_argument("--only", action="append", help="with --photos: this condition only")
     parser.add_argument("--images", type=int, default=300, help="with --archive")
     parser.add_argument("--rounds", type=int, default=3, help="with --archive")

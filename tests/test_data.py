@@ -321,7 +321,8 @@ def test_a_skipping_pen_cuts_one_gap_across_a_stroke_of_the_chosen_share(tibetan
     assert lost.min() >= 0  # only erased, never drawn
     hit = (lost > 0).any(axis=1)
     assert 120 < hit.sum() < 180  # about half of the 300
-    for before, gap in zip(plain[hit].reshape(-1, 28, 28), lost[hit].reshape(-1, 28, 28)):
+    for before, gap in zip(plain[hit].reshape(-1, 28, 28), lost[hit].reshape(-1, 28, 28),
+                           strict=True):
         ys, xs = np.nonzero(gap)
         assert np.ptp(ys) <= 4 and np.ptp(xs) <= 4  # one disc of radius 2.5 at most
         centre = before[round(ys.mean()), round(xs.mean())]

@@ -138,10 +138,10 @@ class Augmenter:
 
     def skip(self, out: np.ndarray, rng: np.random.Generator) -> None:
         """A pen that skipped, in place on distorted images (n, size*size): a share ``breaks``
-        of them lose a disc of ink, radius 1.5 to 2.5 pixels (across a stroke), around a pixel drawn at random among
-        their strokes (value over half the image's brightest): a gap across the stroke, as
-        the photos of ``numeral.data.photo`` cut, so that a numeral read from its pieces is
-        one the network has seen."""
+        of them lose a disc of ink, radius 1.5 to 2.5 pixels (about a stroke's width), around
+        a pixel drawn at random among their strokes (value over half the image's brightest):
+        a gap across the stroke, as the photos of ``numeral.data.photo`` cut, so that a
+        numeral read from its pieces is one the network has seen."""
         n, size = len(out), self.params.size
         chosen = np.flatnonzero(rng.random(n, dtype=np.float32) < self.params.breaks)
         radius = 1.5 + rng.random(len(chosen), dtype=np.float32)
