@@ -137,6 +137,11 @@ def archive(model: str, count: int, rounds: int) -> None:
               f"{margin / one_margin:.2f}x |")
 
 
+# --numerals: what the photos are made of, their description, and their photos' seed
+NUMERALS = {"test": ("by unseen writers", 2), "val": ("by the validation writers (tuning)", 4),
+            "train": ("from the training part", 3)}
+
+
 def unseen_numerals(recognizer: Recognizer, part: str = "test"
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The writer-independent split's test numerals (or, ``part="val"``, its validation
@@ -161,8 +166,7 @@ def photos(model: str, count: int, picture: Path | None, part: str = "test",
     reader = NumberReader(recognizer)
     images, labels, alone = unseen_numerals(recognizer, part)
     names = recognizer.class_names
-    who = {"test": "by unseen writers", "val": "by the validation writers (tuning)",
-           "train": "from the training part"}[part]
+    who, seed = NUMERALS[part]
     print(f"model {model}; {count} photos of 3-5 numerals {who} per condition\n")
     print("| condition | whole numbers right | numerals right | the same numerals one by one "
           "| ms a photo (median) |\n|---|---|---|---|---|")
@@ -173,7 +177,7 @@ def photos(model: str, count: int, picture: Path | None, part: str = "test",
     conditions = [(c, name, photo) for c, (name, photo) in enumerate(CONDITIONS.items())
                   if not only or name in only]
     for c, condition, photo in conditions:
-        rng = np.random.default_rng([{"test": 2, "train": 3, "val": 4}[part], c])
+        rng = np.random.default_rng([seed, c])
         right = digits = total = singly = 0
         times = []
         for i in range(count):
@@ -267,7 +271,7 @@ def main() -> None:
                         help="images per second of numeral read DIR on 1 and 2 processes, Ray")
     parser.add_argument("--photos", action="store_true",
                         help="photos of numbers in each condition of numeral.data.photo")
-    parser.add_argument("--numerals", choices=["test", "val", "train"], default="test",
+    parser.add_argument("--numerals", choices=list(NUMERALS), default="test",
                         help="with --photos: the sheet split's test numerals, its validation "
                              "writers' (to tune the reader on), or its training ones")
     parser.add_argument("--only", action="append", help="with --photos: this condition only")
